@@ -1,0 +1,5 @@
+//! wasmeval
+pub mod error;
+pub mod job;
+pub mod output;
+pub mod sandbox;

@@ -1,0 +1,79 @@
+//! Engines: one per (fuel on/off, stack size) in each process, with the pooling allocator,
+//! and the 1 ms epoch ticker that drives wall-clock limits.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::error::{Error, Result};
+use crate::sandbox::Policy;
+
+/// The epoch tick: every engine's epoch advances this often.
+pub const TICK: Duration = Duration::from_millis(1);
+
+/// Pool capacity per engine (concurrent component instances in this process).
+pub const POOL_COMPONENT_INSTANCES: u32 = 128;
+
+/// Largest linear memory any job may reach (the per-job cap is enforced below it).
+const POOL_MAX_MEMORY: usize = 4 << 30;
+
+type Key = (bool, usize);
+
+fn engines() -> &'static Mutex<HashMap<Key, Engine>> {
+    static ENGINES: OnceLock<Mutex<HashMap<Key, Engine>>> = OnceLock::new();
+    ENGINES.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("wasmeval-epoch".into())
+            .spawn(ticker)
+            .expect("spawn the epoch ticker thread");
+        Mutex::new(HashMap::new())
+    })
+}
+
+fn ticker() {
+    loop {
+        std::thread::sleep(TICK);
+        let list: Vec<Engine> = engines().lock().unwrap().values().cloned().collect();
+        for engine in list {
+            engine.increment_epoch();
+        }
+    }
+}
+
+/// The engine for `policy` (fuel metering changes the compiled code, so it has its own engine).
+pub fn engine_for(policy: &Policy) -> Result<Engine> {
+    let key = (policy.fuel.is_some(), policy.max_wasm_stack);
+    let mut map = engines().lock().unwrap();
+    if let Some(engine) = map.get(&key) {
+        return Ok(engine.clone());
+    }
+    let engine = Engine::new(&config(key.0, key.1))
+        .map_err(|e| Error::Sandbox(format!("cannot create the wasmtime engine: {e:#}")))?;
+    map.insert(key, engine.clone());
+    Ok(engine)
+}
+
+fn config(fuel: bool, stack: usize) -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_COMPONENT_INSTANCES)
+        .total_core_instances(4 * POOL_COMPONENT_INSTANCES)
+        .total_memories(2 * POOL_COMPONENT_INSTANCES)
+        .total_tables(4 * POOL_COMPONENT_INSTANCES)
+        .max_memories_per_module(2)
+        .max_tables_per_module(4)
+        .max_core_instance_size(4 << 20)
+        .max_component_instance_size(4 << 20)
+        .table_elements(1_000_000)
+        .max_memory_size(POOL_MAX_MEMORY)
+        .linear_memory_keep_resident(256 << 10)
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(Enabled::Auto);
+    let mut c = Config::new();
+    c.epoch_interruption(true)
+        .consume_fuel(fuel)
+        .max_wasm_stack(stack)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    c
+}

@@ -1,0 +1,18 @@
+//! The sandbox: engines, module loading and kind detection, the compile cache, limits, and
+//! the execution of one job in a fresh instance.
+
+pub mod cache;
+mod clock;
+pub mod control;
+pub mod engine;
+pub mod host;
+pub mod module;
+pub mod policy;
+pub mod run;
+
+pub use cache::CacheDir;
+pub use control::{JobControl, Signals};
+pub use engine::TICK;
+pub use module::{LoadedModule, ModuleKind, RunFunction};
+pub use policy::{DirGrant, MIB, Policy};
+pub use run::{JobInput, RunOutput};

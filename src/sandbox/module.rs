@@ -1,0 +1,283 @@
+//! Loading a run function: read `.wasm` or `.wat`, tell its kind from the binary, compile it
+//! (through the cache) and link it against WASI plus the `job` interface, once.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use wasmtime::component::{Component, ComponentExportIndex, HasSelf, types::ComponentItem};
+use wasmtime::{Engine, Module};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::sync::CommandPre;
+
+use crate::error::{Error, Result};
+use crate::sandbox::cache::{self, CacheDir};
+use crate::sandbox::host::{Host, P2, wasmeval};
+use crate::sandbox::{Policy, clock, engine};
+
+/// Where a run function comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunFunction {
+    /// A `.wasm` binary or `.wat` text file.
+    File(PathBuf),
+    /// A binary or text module in memory, with a name for messages.
+    Bytes {
+        /// The name used in messages.
+        name: String,
+        /// The module.
+        bytes: Vec<u8>,
+    },
+}
+
+impl RunFunction {
+    /// The name used in messages: the path, or the given name.
+    pub fn name(&self) -> PathBuf {
+        match self {
+            RunFunction::File(p) => p.clone(),
+            RunFunction::Bytes { name, .. } => PathBuf::from(name),
+        }
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>> {
+        match self {
+            RunFunction::File(path) => std::fs::read(path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            }),
+            RunFunction::Bytes { bytes, .. } => Ok(bytes.clone()),
+        }
+    }
+}
+
+impl From<&str> for RunFunction {
+    fn from(path: &str) -> RunFunction {
+        RunFunction::File(path.into())
+    }
+}
+
+impl From<PathBuf> for RunFunction {
+    fn from(path: PathBuf) -> RunFunction {
+        RunFunction::File(path)
+    }
+}
+
+impl From<&Path> for RunFunction {
+    fn from(path: &Path) -> RunFunction {
+        RunFunction::File(path.to_path_buf())
+    }
+}
+
+/// The kind of run function found in a binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleKind {
+    /// A component exporting `run: func(config: string) -> result<string, string>`.
+    Objective,
+    /// A WASI command component (exports `wasi:cli/run`): configuration on stdin.
+    CommandComponent,
+    /// A WASI preview1 core module with `_start`: configuration on stdin.
+    CommandCore,
+}
+
+impl fmt::Display for ModuleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ModuleKind::Objective => "objective component (exports `run`)",
+            ModuleKind::CommandComponent => "WASI command component (exports `wasi:cli/run`)",
+            ModuleKind::CommandCore => "WASI preview1 command module (exports `_start`)",
+        })
+    }
+}
+
+/// A module linked once, ready for a fresh instance per job.
+pub(crate) enum Prepared {
+    Objective {
+        pre: wasmtime::component::InstancePre<Host<P2>>,
+        run: ComponentExportIndex,
+    },
+    CommandComponent(CommandPre<Host<P2>>),
+    CommandCore(wasmtime::InstancePre<Host<WasiP1Ctx>>),
+}
+
+/// A loaded run function: compiled, checked and linked under one policy's engine.
+pub struct LoadedModule {
+    /// The name used in messages.
+    pub name: PathBuf,
+    /// The kind found in the binary.
+    pub kind: ModuleKind,
+    /// The sha256 of the wasm binary (of the text's binary form for `.wat`).
+    pub sha256: String,
+    pub(crate) engine: Engine,
+    pub(crate) prepared: Prepared,
+}
+
+impl fmt::Debug for LoadedModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedModule")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+const MAGIC: &[u8] = b"\0asm";
+const CORE_VERSION: [u8; 4] = [1, 0, 0, 0];
+const COMPONENT_VERSION: [u8; 4] = [0x0d, 0, 1, 0];
+
+impl LoadedModule {
+    /// Loads `source` for jobs under `policy`, compiling through `cache`. Every problem is
+    /// reported here, before any job starts, with the file name and the reason.
+    pub fn load(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Result<LoadedModule> {
+        let name = source.name();
+        let refuse = |reason: String| Error::Module {
+            path: name.clone(),
+            reason,
+        };
+        let bytes = source.bytes()?;
+        let wasm = if bytes.starts_with(MAGIC) {
+            bytes
+        } else if looks_like_text(&bytes) {
+            wat::parse_bytes(&bytes)
+                .map_err(|e| refuse(format!("invalid WebAssembly text: {e}")))?
+                .into_owned()
+        } else {
+            return Err(refuse(format!(
+                "not WebAssembly: the file starts with {}; expected a .wasm binary (\\0asm) or .wat text",
+                describe_start(&bytes)
+            )));
+        };
+        let version: [u8; 4] = wasm.get(4..8).and_then(|v| v.try_into().ok()).unwrap_or_default();
+        let engine = engine::engine_for(policy)?;
+        let sha256 = cache::sha256_hex(&wasm);
+        let prepared = match version {
+            CORE_VERSION => prepare_core(&engine, &compile_core(&engine, &wasm, cache).map_err(&refuse)?),
+            COMPONENT_VERSION => {
+                prepare_component(&engine, &compile_component(&engine, &wasm, cache).map_err(&refuse)?)
+            }
+            other => Err(format!(
+                "unknown WebAssembly binary version {other:02x?}; expected a core module (01 00 00 00) or a component (0d 00 01 00)"
+            )),
+        }
+        .map_err(refuse)?;
+        let kind = match prepared {
+            Prepared::Objective { .. } => ModuleKind::Objective,
+            Prepared::CommandComponent(_) => ModuleKind::CommandComponent,
+            Prepared::CommandCore(_) => ModuleKind::CommandCore,
+        };
+        Ok(LoadedModule {
+            name,
+            kind,
+            sha256,
+            engine,
+            prepared,
+        })
+    }
+}
+
+fn looks_like_text(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|s| {
+        let t = s.trim_start();
+        t.starts_with('(') || t.starts_with(";;")
+    })
+}
+
+fn describe_start(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "nothing (the file is empty)".into();
+    }
+    let head = &bytes[..bytes.len().min(8)];
+    format!("{head:02x?}")
+}
+
+/// Compiles (or loads from the cache) a core module.
+fn compile_core(engine: &Engine, wasm: &[u8], dir: &CacheDir) -> Result<Module, String> {
+    let code = compiled(engine, wasm, dir, |w| engine.precompile_module(w))?;
+    // SAFETY: `code` was produced by `precompile_module` in this process, or read from the
+    // private cache after its checksum matched what this host wrote.
+    unsafe { Module::deserialize(engine, &code) }.map_err(|e| format!("cannot load the compiled module: {e:#}"))
+}
+
+/// Compiles (or loads from the cache) a component.
+fn compile_component(engine: &Engine, wasm: &[u8], dir: &CacheDir) -> Result<Component, String> {
+    let code = compiled(engine, wasm, dir, |w| engine.precompile_component(w))?;
+    // SAFETY: as in `compile_core`.
+    unsafe { Component::deserialize(engine, &code) }.map_err(|e| format!("cannot load the compiled component: {e:#}"))
+}
+
+fn compiled(
+    engine: &Engine,
+    wasm: &[u8],
+    dir: &CacheDir,
+    compile: impl Fn(&[u8]) -> wasmtime::Result<Vec<u8>>,
+) -> Result<Vec<u8>, String> {
+    let path = dir
+        .path()
+        .filter(|d| cache::prepare_dir(d))
+        .map(|d| d.join(cache::key(engine, wasm)));
+    if let Some(code) = path.as_deref().and_then(cache::read) {
+        return Ok(code);
+    }
+    let code = compile(wasm).map_err(|e| format!("invalid WebAssembly: {e:#}"))?;
+    if let Some(path) = &path {
+        // A cache that cannot be written only costs a compile next time.
+        let _ = cache::write(path, &code);
+    }
+    Ok(code)
+}
+
+fn prepare_core(engine: &Engine, module: &Module) -> Result<Prepared, String> {
+    if module.get_export("_start").is_none() {
+        let exports: Vec<&str> = module.exports().map(|e| e.name()).collect();
+        return Err(format!(
+            "a core module that does not export `_start` (exports: {}); expected a WASI command \
+             (`_start`) or a component exporting `run`",
+            list(&exports)
+        ));
+    }
+    let mut linker = wasmtime::Linker::<Host<WasiP1Ctx>>::new(engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h| &mut h.wasi).map_err(|e| e.to_string())?;
+    clock::add_p1(&mut linker).map_err(|e| e.to_string())?;
+    let pre = linker.instantiate_pre(module).map_err(|e| import_error(&e))?;
+    Ok(Prepared::CommandCore(pre))
+}
+
+fn prepare_component(engine: &Engine, component: &Component) -> Result<Prepared, String> {
+    let ty = component.component_type();
+    let exports: Vec<(String, bool)> = ty
+        .exports(engine)
+        .map(|(name, item)| (name.to_string(), matches!(item.ty, ComponentItem::ComponentFunc(_))))
+        .collect();
+    let mut linker = wasmtime::component::Linker::<Host<P2>>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| e.to_string())?;
+    wasmeval::objective::job::add_to_linker::<_, HasSelf<Host<P2>>>(&mut linker, |h| h)
+        .map_err(|e| e.to_string())?;
+    clock::add_p2(&mut linker).map_err(|e| e.to_string())?;
+    let pre = linker.instantiate_pre(component).map_err(|e| import_error(&e))?;
+    if exports.iter().any(|(n, is_func)| n == "run" && *is_func) {
+        let run = component.get_export_index(None, "run").ok_or("the `run` export cannot be found")?;
+        return Ok(Prepared::Objective { pre, run });
+    }
+    if exports.iter().any(|(n, _)| n.starts_with("wasi:cli/run@0.2")) {
+        let pre = CommandPre::new(pre).map_err(|e| format!("the `wasi:cli/run` export is not usable: {e:#}"))?;
+        return Ok(Prepared::CommandComponent(pre));
+    }
+    let names: Vec<&str> = exports.iter().map(|(n, _)| n.as_str()).collect();
+    Err(format!(
+        "a component that exports neither `run` nor `wasi:cli/run` (exports: {}); expected the \
+         `objective` world (`run: func(config: string) -> result<string, string>`) or a WASI command",
+        list(&names)
+    ))
+}
+
+fn import_error(e: &wasmtime::Error) -> String {
+    format!(
+        "it imports something wasmeval does not provide (only WASI and `wasmeval:objective/job` are): {e:#}"
+    )
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    }
+}

@@ -1,0 +1,87 @@
+//! The sandbox policy: what a job may use, and for how long.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One MiB.
+pub const MIB: usize = 1 << 20;
+
+/// A host directory made visible to guests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// The path the guest sees (defaults to the host path).
+    pub guest: String,
+    /// Whether the guest may write (read-only otherwise).
+    pub writable: bool,
+}
+
+impl DirGrant {
+    /// A read-only grant of `host`, seen by the guest at `guest`.
+    pub fn read_only(host: impl Into<PathBuf>, guest: impl Into<String>) -> DirGrant {
+        DirGrant {
+            host: host.into(),
+            guest: guest.into(),
+            writable: false,
+        }
+    }
+
+    /// A read-write grant of `host`, seen by the guest at `guest`.
+    pub fn read_write(host: impl Into<PathBuf>, guest: impl Into<String>) -> DirGrant {
+        DirGrant {
+            writable: true,
+            ..DirGrant::read_only(host, guest)
+        }
+    }
+}
+
+/// Per-job limits and grants, fixed for an evaluator. Deny by default: no directories, no
+/// environment variables, no arguments, no sockets, stdin closed (commands get the
+/// configuration on stdin). The defaults are finite except the wall-clock limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Wall-clock limit of one job; `None` (the default) means no limit.
+    pub timeout: Option<Duration>,
+    /// Maximum linear memory of one job, in bytes (default 512 MiB).
+    pub memory: usize,
+    /// Maximum table elements of one job (default 1,000,000).
+    pub table_elements: usize,
+    /// Fuel budget of one job (a count of wasm instructions); `None` (default) means unmetered.
+    pub fuel: Option<u64>,
+    /// Maximum wasm stack, in bytes (default 512 KiB).
+    pub max_wasm_stack: usize,
+    /// Cap of captured standard output (default 1 MiB; beyond it, truncated and flagged).
+    pub stdout_cap: usize,
+    /// Cap of captured standard error (default 1 MiB; beyond it, truncated and flagged).
+    pub stderr_cap: usize,
+    /// Cap of the job's `log` (default 1 MiB; beyond it, truncated and flagged).
+    pub log_cap: usize,
+    /// Maximum size of the result text (default 1 MiB; beyond it, the job fails).
+    pub result_cap: usize,
+    /// Maximum number of `record` calls (default 10,000; beyond it, the job fails).
+    pub max_records: usize,
+    /// Directories granted to the guest.
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables granted to the guest.
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            timeout: None,
+            memory: 512 * MIB,
+            table_elements: 1_000_000,
+            fuel: None,
+            max_wasm_stack: 512 << 10,
+            stdout_cap: MIB,
+            stderr_cap: MIB,
+            log_cap: MIB,
+            result_cap: MIB,
+            max_records: 10_000,
+            dirs: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
