@@ -1,0 +1,436 @@
+//! The Evaluator: DeepHyper's API over sandboxed WebAssembly jobs.
+//!
+//! Deliberate differences from DeepHyper 0.13.2, all in the user's favour:
+//! - jobs start at `submit`, not inside `gather`;
+//! - a job past its time limit is really stopped (DONE with `"F_timeout"`), and the
+//!   evaluator's deadline stops running jobs (CANCELLED with `"F_CANCELLED"`); queued jobs
+//!   never start after it;
+//! - failures are outcomes with a typed kind, never errors out of `gather`;
+//! - `gather(Batch(n))` returns at least `n` jobs (every job finished by then) in completion
+//!   order, always as local and other lists;
+//! - `close` stops running jobs and returns every job that was not gathered yet, finished or
+//!   cancelled, so no result is lost;
+//! - the counters are O(1): `num_jobs_submitted` counts this evaluator's submissions (not
+//!   every job of a shared search);
+//! - jobs from other evaluators are picked up through the storage's completion cursor, so an
+//!   objective of 0 is included.
+
+mod options;
+
+pub use options::{EvaluatorBuilder, EvaluatorOptions};
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use serde_json::{Map, Value};
+
+use crate::backend::{Finished, Method, Task, ThreadPool, threads::Shared};
+use crate::callback::Callback;
+use crate::error::{Error, Result};
+use crate::job::{Failure, FailureKind, Job, JobId, JobStatus};
+use crate::output::parse_result;
+use crate::sandbox::{JobControl, LoadedModule, Policy, RunFunction, RunOutput, Signals};
+use crate::storage::{MemoryStorage, Storage};
+
+/// How many jobs `gather` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gather {
+    /// Every submitted job.
+    All,
+    /// At least this many (clamped to the number pending); every job finished by then is
+    /// returned.
+    Batch(usize),
+}
+
+/// What `gather` returns: this evaluator's jobs and the jobs other evaluators finished in
+/// the shared search since the last gather.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Gathered {
+    /// This evaluator's jobs, in completion order.
+    pub local: Vec<Job>,
+    /// Jobs other evaluators finished.
+    pub other: Vec<Job>,
+}
+
+impl Gathered {
+    /// Every job: local, then other.
+    pub fn all(&self) -> impl Iterator<Item = &Job> {
+        self.local.iter().chain(&self.other)
+    }
+}
+
+struct Pending {
+    job: Job,
+    control: Arc<JobControl>,
+}
+
+/// Evaluates a run function compiled to WebAssembly, each job in a fresh sandboxed instance.
+///
+/// ```no_run
+/// use wasmeval::{Evaluator, EvaluatorOptions, Gather, Method};
+/// use serde_json::json;
+///
+/// let mut evaluator = Evaluator::create("ackley.wasm", Method::Thread, EvaluatorOptions {
+///     num_workers: 2,
+///     ..Default::default()
+/// })?;
+/// evaluator.submit([json!({"x": [0.5, -1.0]}), json!({"x": [0.0, 0.0]})])?;
+/// for job in evaluator.gather(Gather::All)?.local {
+///     println!("{} {:?} {:?}", job.id, job.config, job.objective);
+/// }
+/// evaluator.close();
+/// # Ok::<(), wasmeval::Error>(())
+/// ```
+pub struct Evaluator {
+    method: Method,
+    num_workers: usize,
+    module: Arc<LoadedModule>,
+    storage: Arc<dyn Storage>,
+    search_id: String,
+    callbacks: Vec<Box<dyn Callback>>,
+    signals: Arc<Signals>,
+    created: Instant,
+    timeout: Option<Duration>,
+    timeout_set: Instant,
+    pending: HashMap<JobId, Pending>,
+    own: HashSet<JobId>,
+    done: Receiver<Finished>,
+    pool: ThreadPool,
+    submitted: usize,
+    gathered: usize,
+    offset: usize,
+    max_submitted: Option<usize>,
+    cursor: u64,
+}
+
+impl Evaluator {
+    /// Loads `run_function` (a `.wasm` or `.wat` path, or [`RunFunction::Bytes`]) and starts
+    /// the workers of `method`. A module that cannot run is refused here, with its name and
+    /// the reason.
+    pub fn create(run_function: impl Into<RunFunction>, method: Method, options: EvaluatorOptions) -> Result<Evaluator> {
+        let EvaluatorOptions {
+            num_workers,
+            callbacks,
+            run_function_kwargs,
+            storage,
+            search_id,
+            policy,
+            cache,
+        } = options;
+        check_policy(&policy)?;
+        let module = Arc::new(LoadedModule::load(&run_function.into(), &policy, &cache)?);
+        let storage: Arc<dyn Storage> = storage.unwrap_or_else(|| Arc::new(MemoryStorage::new()));
+        let search_id = match search_id {
+            None => storage.create_new_search()?,
+            Some(id) if storage.load_all_search_ids()?.contains(&id) => id,
+            Some(id) => return Err(Error::UnknownSearch(id)),
+        };
+        let num_workers = match method {
+            Method::Serial => 1,
+            Method::Thread => num_workers.max(1),
+        };
+        let (tx, done) = crossbeam_channel::unbounded();
+        let shared = Shared {
+            module: module.clone(),
+            policy: Arc::new(policy),
+            kwargs: Value::Object(run_function_kwargs).to_string().into(),
+            storage: storage.clone(),
+        };
+        let pool = ThreadPool::start(num_workers, shared, tx)?;
+        let now = Instant::now();
+        Ok(Evaluator {
+            method,
+            num_workers,
+            module,
+            storage,
+            search_id,
+            callbacks,
+            signals: Arc::new(Signals::default()),
+            created: now,
+            timeout: None,
+            timeout_set: now,
+            pending: HashMap::new(),
+            own: HashSet::new(),
+            done,
+            pool,
+            submitted: 0,
+            gathered: 0,
+            offset: 0,
+            max_submitted: None,
+            cursor: 0,
+        })
+    }
+
+    /// Starts building an evaluator for `run_function`.
+    pub fn builder(run_function: impl Into<RunFunction>) -> EvaluatorBuilder {
+        EvaluatorBuilder::new(run_function.into())
+    }
+
+    /// The loaded run function.
+    pub fn module(&self) -> &LoadedModule {
+        &self.module
+    }
+
+    /// The search id.
+    pub fn search_id(&self) -> &str {
+        &self.search_id
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Submits configurations (JSON objects); each job starts as soon as a worker is free.
+    /// Returns the new job ids. Past the maximum set by
+    /// [`set_maximum_num_jobs_submitted`](Self::set_maximum_num_jobs_submitted), the jobs
+    /// before it stay submitted and `MaximumJobsSpawnReached` is returned.
+    pub fn submit<I>(&mut self, configs: I) -> Result<Vec<JobId>>
+    where
+        I: IntoIterator,
+        I::Item: Into<Value>,
+    {
+        let mut ids = Vec::new();
+        for config in configs {
+            let config = match config.into() {
+                Value::Object(map) => map,
+                other => {
+                    return Err(Error::Option(format!("a configuration must be a JSON object, got {other}")));
+                }
+            };
+            if let Some(max) = self.max_submitted
+                && self.num_jobs_submitted() >= max
+            {
+                return Err(Error::MaximumJobsSpawnReached(max));
+            }
+            ids.push(self.submit_one(config)?);
+        }
+        Ok(ids)
+    }
+
+    fn submit_one(&mut self, config: Map<String, Value>) -> Result<JobId> {
+        let id = self.storage.create_new_job(&self.search_id)?;
+        self.storage.store_job_in(&id, &config)?;
+        self.storage.store_job_status(&id, JobStatus::Ready)?;
+        let mut job = Job::new(id.clone(), config);
+        let ts = self.since_created();
+        job.metadata.insert("timestamp_submit".into(), ts.into());
+        self.storage.store_job_metadata(&id, "timestamp_submit", ts.into())?;
+        for cb in &mut self.callbacks {
+            cb.on_launch(&job);
+        }
+        let control = Arc::new(JobControl::new(self.signals.clone()));
+        self.pool.dispatch(Task {
+            id: id.clone(),
+            config: Value::Object(job.config.clone()).to_string(),
+            control: control.clone(),
+        });
+        self.pending.insert(id.clone(), Pending { job, control });
+        self.own.insert(id.clone());
+        self.submitted += 1;
+        Ok(id)
+    }
+
+    /// Waits for jobs (see [`Gather`]) and returns them, with the jobs other evaluators of
+    /// the same search finished. Failed jobs are returned like the others.
+    pub fn gather(&mut self, how: Gather) -> Result<Gathered> {
+        let wanted = match how {
+            Gather::All => self.pending.len(),
+            Gather::Batch(_) if self.pending.is_empty() => return Err(Error::NoJobsPending),
+            Gather::Batch(n) => n.clamp(1, self.pending.len()),
+        };
+        let mut local = Vec::with_capacity(wanted);
+        while local.len() < wanted {
+            let finished = self.done.recv().expect("worker threads live as long as the evaluator");
+            local.push(self.finish(finished)?);
+        }
+        while let Ok(finished) = self.done.try_recv() {
+            local.push(self.finish(finished)?);
+        }
+        let other = self.gather_other()?;
+        for cb in &mut self.callbacks {
+            cb.on_gather(&local, &other);
+        }
+        Ok(Gathered { local, other })
+    }
+
+    /// Turns a backend's report into a finished job, stores it and calls `on_done`.
+    fn finish(&mut self, finished: Finished) -> Result<Job> {
+        let Pending { mut job, .. } = self
+            .pending
+            .remove(&finished.id)
+            .expect("a backend reports only jobs this evaluator submitted");
+        apply_output(&mut job, finished.output, self.created);
+        job.metadata.insert("timestamp_gather".into(), self.since_created().into());
+        self.storage.store_job_done(&job)?;
+        self.gathered += 1;
+        for cb in &mut self.callbacks {
+            cb.on_done(&job);
+        }
+        Ok(job)
+    }
+
+    fn gather_other(&mut self) -> Result<Vec<Job>> {
+        let (ids, cursor) = self.storage.finished_since(&self.search_id, self.cursor)?;
+        self.cursor = cursor;
+        let ids: Vec<JobId> = ids.into_iter().filter(|id| !self.own.contains(id)).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let jobs = self.storage.load_jobs(&ids)?;
+        self.gathered += jobs.len();
+        for job in &jobs {
+            for cb in &mut self.callbacks {
+                cb.on_done_other(job);
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Asks a submitted job to stop. A queued job never starts; a running one is stopped.
+    /// Either ends CANCELLED with `"F_CANCELLED"`. Returns false for an unknown or
+    /// already gathered job.
+    pub fn cancel(&mut self, job_id: &JobId) -> bool {
+        match self.pending.get(job_id) {
+            Some(p) => {
+                p.control.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every running and queued job and returns every job not gathered yet: finished
+    /// ones as they are, the others CANCELLED with `"F_CANCELLED"`. The evaluator can be used
+    /// again afterwards.
+    pub fn close(&mut self) -> Vec<Job> {
+        self.signals.set_closing(true);
+        let mut jobs = Vec::with_capacity(self.pending.len());
+        while !self.pending.is_empty() {
+            let Ok(finished) = self.done.recv() else { break };
+            // A storage failure here must not lose the job: it is still returned.
+            let id = finished.id.clone();
+            match self.finish(finished) {
+                Ok(job) => jobs.push(job),
+                Err(_) => {
+                    if let Ok(job) = self.storage.load_job(&id) {
+                        jobs.push(job);
+                    }
+                }
+            }
+        }
+        self.signals.set_closing(false);
+        for cb in &mut self.callbacks {
+            cb.on_gather(&jobs, &[]);
+            cb.on_close();
+        }
+        jobs
+    }
+
+    /// DeepHyper's `to_json`: `{"type": ..., "num_workers": ...}`.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({"type": self.method.class_name(), "num_workers": self.num_workers})
+    }
+
+    /// The evaluator-wide time limit, if set.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Sets (or clears) the evaluator-wide time limit, counted from now. When it passes,
+    /// running jobs are stopped and queued jobs never start (both end CANCELLED).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+        self.timeout_set = Instant::now();
+        self.signals.set_deadline(timeout.map(|t| self.timeout_set + t));
+    }
+
+    /// Seconds left before the evaluator-wide time limit (negative once past), if set.
+    pub fn time_left(&self) -> Option<f64> {
+        self.timeout
+            .map(|t| t.as_secs_f64() - self.timeout_set.elapsed().as_secs_f64())
+    }
+
+    /// Jobs submitted since the last `set_maximum_num_jobs_submitted` (O(1)).
+    pub fn num_jobs_submitted(&self) -> usize {
+        self.submitted - self.offset.min(self.submitted)
+    }
+
+    /// Jobs gathered, this evaluator's and others', since the last
+    /// `set_maximum_num_jobs_submitted` (O(1)).
+    pub fn num_jobs_gathered(&self) -> usize {
+        self.gathered - self.offset.min(self.gathered)
+    }
+
+    /// Limits the number of jobs submitted from now on (DeepHyper counts from the number of
+    /// jobs gathered so far).
+    pub fn set_maximum_num_jobs_submitted(&mut self, max: usize) {
+        self.offset = self.gathered;
+        self.max_submitted = Some(max);
+    }
+
+    fn since_created(&self) -> f64 {
+        self.created.elapsed().as_secs_f64()
+    }
+}
+
+impl Drop for Evaluator {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            self.close();
+        }
+    }
+}
+
+fn check_policy(policy: &Policy) -> Result<()> {
+    for dir in &policy.dirs {
+        if !dir.host.is_dir() {
+            return Err(Error::Option(format!(
+                "the granted directory {} does not exist or is not a directory",
+                dir.host.display()
+            )));
+        }
+    }
+    if policy.memory == 0 {
+        return Err(Error::Option("the memory limit must be more than 0 bytes".into()));
+    }
+    Ok(())
+}
+
+/// Writes a job's ending into it: timestamps, objective or failure, metadata, series, log.
+fn apply_output(job: &mut Job, out: RunOutput, created: Instant) {
+    let secs = |t: Instant| t.saturating_duration_since(created).as_secs_f64();
+    job.metadata.insert("timestamp_start".into(), secs(out.started).into());
+    job.metadata.insert("timestamp_end".into(), secs(out.ended).into());
+    job.metadata
+        .insert("duration".into(), (out.ended - out.started).as_secs_f64().into());
+    let failure = match out.result.map(|text| parse_result(&text)) {
+        Ok(Ok(normalized)) => {
+            for (k, v) in normalized.metadata {
+                job.metadata.entry(k).or_insert(v);
+            }
+            job.objective = Some(normalized.objective);
+            job.extra_output = normalized.extra;
+            None
+        }
+        Ok(Err(msg)) => Some(Failure::new(FailureKind::BadOutput, msg)),
+        Err(failure) => Some(failure),
+    };
+    if let Some(fuel) = out.fuel_used {
+        job.metadata.insert("fuel_used".into(), fuel.into());
+    }
+    job.status = JobStatus::Done;
+    if let Some(failure) = failure {
+        if failure.kind == FailureKind::Cancelled {
+            job.status = JobStatus::Cancelled;
+        }
+        job.fail(failure);
+    }
+    if out.truncated {
+        job.metadata.insert("truncated".into(), true.into());
+    }
+    job.intermediate = out.records;
+    job.log = out.log;
+}

@@ -1,0 +1,145 @@
+//! Evaluator options (DeepHyper's `method_kwargs` plus the sandbox policy) and a builder.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::backend::Method;
+use crate::callback::Callback;
+use crate::error::Result;
+use crate::evaluator::Evaluator;
+use crate::sandbox::{CacheDir, DirGrant, Policy, RunFunction};
+use crate::storage::Storage;
+
+/// What DeepHyper's `method_kwargs` hold, plus the sandbox policy and the compile cache.
+pub struct EvaluatorOptions {
+    /// Number of worker threads (`thread`); `serial` always uses one. Default 1.
+    pub num_workers: usize,
+    /// Hooks called on submit, done, gather and close.
+    pub callbacks: Vec<Box<dyn Callback>>,
+    /// Passed to every job as JSON (`job.kwargs()`, or `WASMEVAL_KWARGS` for commands).
+    pub run_function_kwargs: Map<String, Value>,
+    /// Where jobs are stored; a fresh [`crate::MemoryStorage`] when `None`.
+    pub storage: Option<Arc<dyn Storage>>,
+    /// Join this existing search instead of creating one.
+    pub search_id: Option<String>,
+    /// Per-job limits and grants.
+    pub policy: Policy,
+    /// Where compiled modules are cached.
+    pub cache: CacheDir,
+}
+
+impl Default for EvaluatorOptions {
+    fn default() -> Self {
+        EvaluatorOptions {
+            num_workers: 1,
+            callbacks: Vec::new(),
+            run_function_kwargs: Map::new(),
+            storage: None,
+            search_id: None,
+            policy: Policy::default(),
+            cache: CacheDir::Default,
+        }
+    }
+}
+
+/// Builds an [`Evaluator`] step by step.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use wasmeval::{Evaluator, Method};
+///
+/// let evaluator = Evaluator::builder("ackley.wasm")
+///     .method(Method::Thread)
+///     .num_workers(2)
+///     .job_timeout(Duration::from_secs(2))
+///     .memory_limit(64 << 20)
+///     .build()?;
+/// # Ok::<(), wasmeval::Error>(())
+/// ```
+pub struct EvaluatorBuilder {
+    run_function: RunFunction,
+    method: Method,
+    options: EvaluatorOptions,
+}
+
+impl EvaluatorBuilder {
+    pub(crate) fn new(run_function: RunFunction) -> EvaluatorBuilder {
+        EvaluatorBuilder {
+            run_function,
+            method: Method::Serial,
+            options: EvaluatorOptions::default(),
+        }
+    }
+
+    /// Serial (default) or thread.
+    pub fn method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
+    }
+    /// Number of workers.
+    pub fn num_workers(mut self, n: usize) -> Self {
+        self.options.num_workers = n;
+        self
+    }
+    /// Adds a callback.
+    pub fn callback(mut self, callback: impl Callback + 'static) -> Self {
+        self.options.callbacks.push(Box::new(callback));
+        self
+    }
+    /// Sets the run-function kwargs.
+    pub fn run_function_kwargs(mut self, kwargs: Map<String, Value>) -> Self {
+        self.options.run_function_kwargs = kwargs;
+        self
+    }
+    /// Uses `storage`.
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.options.storage = Some(storage);
+        self
+    }
+    /// Joins the existing search `id`.
+    pub fn search_id(mut self, id: impl Into<String>) -> Self {
+        self.options.search_id = Some(id.into());
+        self
+    }
+    /// Replaces the whole policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.options.policy = policy;
+        self
+    }
+    /// Wall-clock limit of each job.
+    pub fn job_timeout(mut self, timeout: Duration) -> Self {
+        self.options.policy.timeout = Some(timeout);
+        self
+    }
+    /// Memory cap of each job, in bytes.
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.options.policy.memory = bytes;
+        self
+    }
+    /// Fuel budget of each job.
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.options.policy.fuel = Some(fuel);
+        self
+    }
+    /// Grants a directory.
+    pub fn dir(mut self, grant: DirGrant) -> Self {
+        self.options.policy.dirs.push(grant);
+        self
+    }
+    /// Grants an environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.policy.env.push((key.into(), value.into()));
+        self
+    }
+    /// Sets the compile cache.
+    pub fn cache(mut self, cache: CacheDir) -> Self {
+        self.options.cache = cache;
+        self
+    }
+    /// Loads the run function and starts the workers.
+    pub fn build(self) -> Result<Evaluator> {
+        Evaluator::create(self.run_function, self.method, self.options)
+    }
+}

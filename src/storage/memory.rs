@@ -1,0 +1,154 @@
+//! The in-memory storage: the library's default, shared by the evaluators of one process.
+
+use std::sync::Mutex;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::job::{Job, JobId, JobStatus};
+use crate::output::Objective;
+use crate::storage::Storage;
+
+#[derive(Default)]
+struct Search {
+    values: Map<String, Value>,
+    jobs: Vec<Job>,
+    finished: Vec<u64>,
+}
+
+/// Searches and jobs in memory. Share one between evaluators with an `Arc`.
+#[derive(Default)]
+pub struct MemoryStorage {
+    searches: Mutex<Vec<Search>>,
+}
+
+impl MemoryStorage {
+    /// An empty storage.
+    pub fn new() -> MemoryStorage {
+        MemoryStorage::default()
+    }
+
+    fn with_search<R>(&self, search_id: &str, f: impl FnOnce(&mut Search) -> R) -> Result<R> {
+        let mut searches = self.searches.lock().unwrap();
+        let search = search_id
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| searches.get_mut(i))
+            .ok_or_else(|| Error::UnknownSearch(search_id.to_string()))?;
+        Ok(f(search))
+    }
+
+    fn with_job<R>(&self, job_id: &JobId, f: impl FnOnce(&mut Job, &mut Vec<u64>) -> R) -> Result<R> {
+        self.with_search(job_id.search(), |s| {
+            let n = job_id.number();
+            match s.jobs.get_mut(n as usize) {
+                Some(job) if job.id == *job_id => Ok(f(job, &mut s.finished)),
+                _ => Err(Error::Storage(format!("unknown job id {job_id}"))),
+            }
+        })?
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn create_new_search(&self) -> Result<String> {
+        let mut searches = self.searches.lock().unwrap();
+        searches.push(Search::default());
+        Ok((searches.len() - 1).to_string())
+    }
+
+    fn create_new_job(&self, search_id: &str) -> Result<JobId> {
+        self.with_search(search_id, |s| {
+            let id = JobId::new(search_id, s.jobs.len() as u64);
+            s.jobs.push(Job::new(id.clone(), Map::new()));
+            id
+        })
+    }
+
+    fn store_search_value(&self, search_id: &str, key: &str, value: Value) -> Result<()> {
+        self.with_search(search_id, |s| {
+            s.values.insert(key.to_string(), value);
+        })
+    }
+
+    fn load_search_value(&self, search_id: &str, key: &str) -> Result<Option<Value>> {
+        self.with_search(search_id, |s| s.values.get(key).cloned())
+    }
+
+    fn store_job_in(&self, job_id: &JobId, config: &Map<String, Value>) -> Result<()> {
+        self.with_job(job_id, |j, _| j.config = config.clone())
+    }
+
+    fn store_job_out(&self, job_id: &JobId, objective: Value) -> Result<()> {
+        self.with_job(job_id, |j, _| j.objective = Objective::from_json(&objective))
+    }
+
+    fn store_job_metadata(&self, job_id: &JobId, key: &str, value: Value) -> Result<()> {
+        self.with_job(job_id, |j, _| {
+            j.metadata.insert(key.to_string(), value);
+        })
+    }
+
+    fn store_job_status(&self, job_id: &JobId, status: JobStatus) -> Result<()> {
+        self.with_job(job_id, |j, _| j.status = status)
+    }
+
+    fn store_job_intermediate(&self, job_id: &JobId, series: &[(f64, f64)]) -> Result<()> {
+        self.with_job(job_id, |j, _| j.intermediate = series.to_vec())
+    }
+
+    fn store_job_log(&self, job_id: &JobId, log: &str) -> Result<()> {
+        self.with_job(job_id, |j, _| j.log = log.to_string())
+    }
+
+    fn store_job_done(&self, job: &Job) -> Result<()> {
+        self.with_job(&job.id, |j, finished| {
+            let first = j.objective.is_none();
+            *j = job.clone();
+            if first {
+                finished.push(job.id.number());
+            }
+        })
+    }
+
+    fn load_all_search_ids(&self) -> Result<Vec<String>> {
+        Ok((0..self.searches.lock().unwrap().len()).map(|i| i.to_string()).collect())
+    }
+
+    fn load_all_job_ids(&self, search_id: &str) -> Result<Vec<JobId>> {
+        self.with_search(search_id, |s| s.jobs.iter().map(|j| j.id.clone()).collect())
+    }
+
+    fn load_job(&self, job_id: &JobId) -> Result<Job> {
+        self.with_job(job_id, |j, _| j.clone())
+    }
+
+    fn load_jobs(&self, job_ids: &[JobId]) -> Result<Vec<Job>> {
+        job_ids.iter().map(|id| self.load_job(id)).collect()
+    }
+
+    fn load_search(&self, search_id: &str) -> Result<Vec<Job>> {
+        self.with_search(search_id, |s| s.jobs.clone())
+    }
+
+    fn load_job_status(&self, job_id: &JobId) -> Result<JobStatus> {
+        self.with_job(job_id, |j, _| j.status)
+    }
+
+    fn load_out_from_all_jobs(&self, search_id: &str) -> Result<Vec<Value>> {
+        self.with_search(search_id, |s| {
+            s.jobs.iter().filter_map(|j| j.objective.as_ref().map(Objective::to_json)).collect()
+        })
+    }
+
+    fn load_metadata_from_all_jobs(&self, search_id: &str, key: &str) -> Result<Vec<Value>> {
+        self.with_search(search_id, |s| s.jobs.iter().filter_map(|j| j.metadata.get(key).cloned()).collect())
+    }
+
+    fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)> {
+        self.with_search(search_id, |s| {
+            let from = (cursor as usize).min(s.finished.len());
+            let ids = s.finished[from..].iter().map(|n| JobId::new(search_id, *n)).collect();
+            (ids, s.finished.len() as u64)
+        })
+    }
+}

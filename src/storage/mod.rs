@@ -1,0 +1,57 @@
+//! Storage of searches and jobs, shared by evaluators: DeepHyper's operations plus a
+//! completion cursor, so that an evaluator gathers the jobs others finished in O(new jobs).
+
+mod memory;
+
+pub use memory::MemoryStorage;
+
+use serde_json::{Map, Value};
+
+use crate::error::Result;
+use crate::job::{Job, JobId, JobStatus};
+
+/// Where searches and jobs are kept. Every method may be called from several threads.
+pub trait Storage: Send + Sync {
+    /// Creates a search and returns its id (`"0"`, `"1"`, ...).
+    fn create_new_search(&self) -> Result<String>;
+    /// Creates a job in `search_id` and returns its id (`"<search>.<n>"`).
+    fn create_new_job(&self, search_id: &str) -> Result<JobId>;
+    /// Stores a value attached to the search.
+    fn store_search_value(&self, search_id: &str, key: &str, value: Value) -> Result<()>;
+    /// Loads a value attached to the search.
+    fn load_search_value(&self, search_id: &str, key: &str) -> Result<Option<Value>>;
+    /// Stores a job's input: its configuration.
+    fn store_job_in(&self, job_id: &JobId, config: &Map<String, Value>) -> Result<()>;
+    /// Stores a job's output: its objective as JSON.
+    fn store_job_out(&self, job_id: &JobId, objective: Value) -> Result<()>;
+    /// Stores one metadata item of a job.
+    fn store_job_metadata(&self, job_id: &JobId, key: &str, value: Value) -> Result<()>;
+    /// Stores a job's status.
+    fn store_job_status(&self, job_id: &JobId, status: JobStatus) -> Result<()>;
+    /// Stores a job's intermediate `(budget, objective)` series.
+    fn store_job_intermediate(&self, job_id: &JobId, series: &[(f64, f64)]) -> Result<()>;
+    /// Stores a job's log.
+    fn store_job_log(&self, job_id: &JobId, log: &str) -> Result<()>;
+    /// Stores a finished job whole (output, metadata, series, log, status) and appends it to
+    /// the search's completion list, once.
+    fn store_job_done(&self, job: &Job) -> Result<()>;
+    /// All search ids.
+    fn load_all_search_ids(&self) -> Result<Vec<String>>;
+    /// All job ids of a search, in creation order.
+    fn load_all_job_ids(&self, search_id: &str) -> Result<Vec<JobId>>;
+    /// One job.
+    fn load_job(&self, job_id: &JobId) -> Result<Job>;
+    /// Several jobs, in the order asked.
+    fn load_jobs(&self, job_ids: &[JobId]) -> Result<Vec<Job>>;
+    /// Every job of a search, in creation order.
+    fn load_search(&self, search_id: &str) -> Result<Vec<Job>>;
+    /// A job's status.
+    fn load_job_status(&self, job_id: &JobId) -> Result<JobStatus>;
+    /// The objectives of every job that has one.
+    fn load_out_from_all_jobs(&self, search_id: &str) -> Result<Vec<Value>>;
+    /// One metadata key of every job that has it.
+    fn load_metadata_from_all_jobs(&self, search_id: &str, key: &str) -> Result<Vec<Value>>;
+    /// The jobs finished (stored with `store_job_done`) since position `cursor` of the
+    /// search's completion list, and the new cursor. Objective 0 is included.
+    fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)>;
+}
