@@ -17,7 +17,11 @@ fn main() -> Result<(), wasmeval::Error> {
         .num_workers(2)
         .job_timeout(std::time::Duration::from_secs(5))
         .build()?;
-    println!("loaded {} as {}", evaluator.module().name.display(), evaluator.module().kind);
+    println!(
+        "loaded {} as {}",
+        evaluator.module().name.display(),
+        evaluator.module().kind
+    );
     evaluator.submit([
         json!({"x": [0.0, 0.0]}),
         json!({"x": [1.5, -2.0]}),
@@ -26,8 +30,16 @@ fn main() -> Result<(), wasmeval::Error> {
     ])?;
     for job in evaluator.gather(Gather::All)?.local {
         match &job.failure {
-            None => println!("{} x={} -> {:.6}", job.id, job.config["x"], job.value().unwrap_or(f64::NAN)),
-            Some(f) => println!("{} x={} -> failed ({}): {}", job.id, job.config["x"], f.kind, f.message),
+            None => println!(
+                "{} x={} -> {:.6}",
+                job.id,
+                job.config["x"],
+                job.value().unwrap_or(f64::NAN)
+            ),
+            Some(f) => println!(
+                "{} x={} -> failed ({}): {}",
+                job.id, job.config["x"], f.kind, f.message
+            ),
         }
     }
     evaluator.close();

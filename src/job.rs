@@ -25,7 +25,10 @@ impl JobId {
 
     /// The job number within its search (DeepHyper's integer `job_id` column).
     pub fn number(&self) -> u64 {
-        self.0.rsplit_once('.').and_then(|(_, n)| n.parse().ok()).unwrap_or(0)
+        self.0
+            .rsplit_once('.')
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The id as text.
@@ -214,7 +217,8 @@ impl Job {
         self.metadata
             .insert("failure_message".into(), failure.message.clone().into());
         if let Some(code) = &failure.trap_code {
-            self.metadata.insert("trap_code".into(), code.clone().into());
+            self.metadata
+                .insert("trap_code".into(), code.clone().into());
         }
         self.failure = Some(failure);
     }
@@ -227,7 +231,9 @@ impl Job {
         o.insert("config".into(), Value::Object(self.config.clone()));
         o.insert(
             "objective".into(),
-            self.objective.as_ref().map_or(Value::Null, Objective::to_json),
+            self.objective
+                .as_ref()
+                .map_or(Value::Null, Objective::to_json),
         );
         o.insert("metadata".into(), Value::Object(self.metadata.clone()));
         let (budget, objective): (Vec<f64>, Vec<f64>) = self.intermediate.iter().copied().unzip();

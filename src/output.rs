@@ -100,14 +100,20 @@ pub fn normalize(mut value: Value) -> Result<Normalized, String> {
     })
 }
 
-fn take_metadata(map: &mut Map<String, Value>, into: &mut Map<String, Value>) -> Result<(), String> {
+fn take_metadata(
+    map: &mut Map<String, Value>,
+    into: &mut Map<String, Value>,
+) -> Result<(), String> {
     match map.remove("metadata") {
         None | Some(Value::Null) => Ok(()),
         Some(Value::Object(m)) => {
             into.extend(m);
             Ok(())
         }
-        Some(other) => Err(format!("\"metadata\" must be an object, found {}", kind(&other))),
+        Some(other) => Err(format!(
+            "\"metadata\" must be an object, found {}",
+            kind(&other)
+        )),
     }
 }
 
@@ -203,20 +209,34 @@ mod tests {
         assert_eq!(obj("1.5"), Objective::Value(1.5));
         assert_eq!(obj("3"), Objective::Value(3.0));
         assert_eq!(obj("true"), Objective::Value(1.0));
-        assert_eq!(obj("\"F_diverged\""), Objective::Failure("F_diverged".into()));
+        assert_eq!(
+            obj("\"F_diverged\""),
+            Objective::Failure("F_diverged".into())
+        );
         assert_eq!(obj("[1, 2.5]"), Objective::Multi(vec![1.0, 2.5]));
         assert!(obj("\"F_x\"").is_failure());
     }
 
     #[test]
     fn non_finite_tokens_become_failures() {
-        for text in ["NaN", "Infinity", "-Infinity", "null", "{\"objective\": NaN}"] {
+        for text in [
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "null",
+            "{\"objective\": NaN}",
+        ] {
             assert_eq!(obj(text), Objective::Failure("F".into()), "{text}");
         }
-        let Objective::Multi(v) = obj("[1, NaN, -Infinity]") else { panic!() };
+        let Objective::Multi(v) = obj("[1, NaN, -Infinity]") else {
+            panic!()
+        };
         assert!(v[0] == 1.0 && v[1].is_nan() && v[2].is_nan());
         // tokens inside strings are left alone
-        assert_eq!(obj("{\"objective\": 2, \"metadata\": {\"s\": \"NaN\"}}").value(), Some(2.0));
+        assert_eq!(
+            obj("{\"objective\": 2, \"metadata\": {\"s\": \"NaN\"}}").value(),
+            Some(2.0)
+        );
     }
 
     #[test]
@@ -230,12 +250,19 @@ mod tests {
         assert_eq!(n.objective, Objective::Value(3.0));
         assert_eq!(n.metadata["m"], json!(0));
         let n = parse_result(r#"{"output": {"objective": 4, "metadata": {"k": 2}}}"#).unwrap();
-        assert_eq!((n.objective, n.metadata["k"].clone()), (Objective::Value(4.0), json!(2)));
+        assert_eq!(
+            (n.objective, n.metadata["k"].clone()),
+            (Objective::Value(4.0), json!(2))
+        );
     }
 
     #[test]
     fn bad_outputs_are_errors() {
-        assert!(parse_result("{\"metadata\": {}}").unwrap_err().contains("objective"));
+        assert!(
+            parse_result("{\"metadata\": {}}")
+                .unwrap_err()
+                .contains("objective")
+        );
         assert!(parse_result("{\"objective\": 1, \"metadata\": 3}").is_err());
         assert!(parse_result("[]").is_err());
         assert!(parse_result("not json").unwrap_err().contains("not JSON"));

@@ -78,7 +78,8 @@ where
     R: Serialize,
     E: Display,
 {
-    let config: C = serde_json::from_str(config).map_err(|e| format!("invalid configuration: {e}"))?;
+    let config: C =
+        serde_json::from_str(config).map_err(|e| format!("invalid configuration: {e}"))?;
     let result = f(config).map_err(|e| e.to_string())?;
     serde_json::to_string(&result).map_err(|e| format!("cannot serialize the result: {e}"))
 }

@@ -53,7 +53,9 @@ impl std::str::FromStr for Method {
         match s {
             "serial" => Ok(Method::Serial),
             "thread" => Ok(Method::Thread),
-            other => Err(format!("unknown method `{other}`; expected serial or thread")),
+            other => Err(format!(
+                "unknown method `{other}`; expected serial or thread"
+            )),
         }
     }
 }

@@ -31,7 +31,11 @@ pub struct Shared {
 
 impl ThreadPool {
     /// Starts `threads` worker threads that report on `done`.
-    pub fn start(threads: usize, shared: Shared, done: Sender<Finished>) -> std::io::Result<ThreadPool> {
+    pub fn start(
+        threads: usize,
+        shared: Shared,
+        done: Sender<Finished>,
+    ) -> std::io::Result<ThreadPool> {
         let (tasks, rx) = crossbeam_channel::unbounded::<Task>();
         let shared = Arc::new(shared);
         let threads = (0..threads.max(1))
@@ -60,7 +64,9 @@ impl ThreadPool {
 fn work(tasks: &Receiver<Task>, done: &Sender<Finished>, shared: &Shared) {
     for task in tasks {
         // A storage that fails here only loses the RUNNING mark; the outcome is stored at gather.
-        let _ = shared.storage.store_job_status(&task.id, JobStatus::Running);
+        let _ = shared
+            .storage
+            .store_job_status(&task.id, JobStatus::Running);
         let output = shared.module.run(
             &shared.policy,
             JobInput {
@@ -70,7 +76,13 @@ fn work(tasks: &Receiver<Task>, done: &Sender<Finished>, shared: &Shared) {
                 control: task.control,
             },
         );
-        if done.send(Finished { id: task.id, output }).is_err() {
+        if done
+            .send(Finished {
+                id: task.id,
+                output,
+            })
+            .is_err()
+        {
             return;
         }
     }

@@ -109,7 +109,11 @@ impl Evaluator {
     /// Loads `run_function` (a `.wasm` or `.wat` path, or [`RunFunction::Bytes`]) and starts
     /// the workers of `method`. A module that cannot run is refused here, with its name and
     /// the reason.
-    pub fn create(run_function: impl Into<RunFunction>, method: Method, options: EvaluatorOptions) -> Result<Evaluator> {
+    pub fn create(
+        run_function: impl Into<RunFunction>,
+        method: Method,
+        options: EvaluatorOptions,
+    ) -> Result<Evaluator> {
         let EvaluatorOptions {
             num_workers,
             callbacks,
@@ -197,7 +201,9 @@ impl Evaluator {
             let config = match config.into() {
                 Value::Object(map) => map,
                 other => {
-                    return Err(Error::Option(format!("a configuration must be a JSON object, got {other}")));
+                    return Err(Error::Option(format!(
+                        "a configuration must be a JSON object, got {other}"
+                    )));
                 }
             };
             if let Some(max) = self.max_submitted
@@ -217,7 +223,8 @@ impl Evaluator {
         let mut job = Job::new(id.clone(), config);
         let ts = self.since_created();
         job.metadata.insert("timestamp_submit".into(), ts.into());
-        self.storage.store_job_metadata(&id, "timestamp_submit", ts.into())?;
+        self.storage
+            .store_job_metadata(&id, "timestamp_submit", ts.into())?;
         for cb in &mut self.callbacks {
             cb.on_launch(&job);
         }
@@ -243,7 +250,10 @@ impl Evaluator {
         };
         let mut local = Vec::with_capacity(wanted);
         while local.len() < wanted {
-            let finished = self.done.recv().expect("worker threads live as long as the evaluator");
+            let finished = self
+                .done
+                .recv()
+                .expect("worker threads live as long as the evaluator");
             local.push(self.finish(finished)?);
         }
         while let Ok(finished) = self.done.try_recv() {
@@ -263,7 +273,8 @@ impl Evaluator {
             .remove(&finished.id)
             .expect("a backend reports only jobs this evaluator submitted");
         apply_output(&mut job, finished.output, self.created);
-        job.metadata.insert("timestamp_gather".into(), self.since_created().into());
+        job.metadata
+            .insert("timestamp_gather".into(), self.since_created().into());
         self.storage.store_job_done(&job)?;
         self.gathered += 1;
         for cb in &mut self.callbacks {
@@ -275,7 +286,10 @@ impl Evaluator {
     fn gather_other(&mut self) -> Result<Vec<Job>> {
         let (ids, cursor) = self.storage.finished_since(&self.search_id, self.cursor)?;
         self.cursor = cursor;
-        let ids: Vec<JobId> = ids.into_iter().filter(|id| !self.own.contains(id)).collect();
+        let ids: Vec<JobId> = ids
+            .into_iter()
+            .filter(|id| !self.own.contains(id))
+            .collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -309,7 +323,9 @@ impl Evaluator {
         self.signals.set_closing(true);
         let mut jobs = Vec::with_capacity(self.pending.len());
         while !self.pending.is_empty() {
-            let Ok(finished) = self.done.recv() else { break };
+            let Ok(finished) = self.done.recv() else {
+                break;
+            };
             // A storage failure here must not lose the job: it is still returned.
             let id = finished.id.clone();
             match self.finish(finished) {
@@ -344,7 +360,8 @@ impl Evaluator {
     pub fn set_timeout(&mut self, timeout: Option<Duration>) {
         self.timeout = timeout;
         self.timeout_set = Instant::now();
-        self.signals.set_deadline(timeout.map(|t| self.timeout_set + t));
+        self.signals
+            .set_deadline(timeout.map(|t| self.timeout_set + t));
     }
 
     /// Seconds left before the evaluator-wide time limit (negative once past), if set.
@@ -394,7 +411,9 @@ fn check_policy(policy: &Policy) -> Result<()> {
         }
     }
     if policy.memory == 0 {
-        return Err(Error::Option("the memory limit must be more than 0 bytes".into()));
+        return Err(Error::Option(
+            "the memory limit must be more than 0 bytes".into(),
+        ));
     }
     Ok(())
 }
@@ -402,10 +421,14 @@ fn check_policy(policy: &Policy) -> Result<()> {
 /// Writes a job's ending into it: timestamps, objective or failure, metadata, series, log.
 fn apply_output(job: &mut Job, out: RunOutput, created: Instant) {
     let secs = |t: Instant| t.saturating_duration_since(created).as_secs_f64();
-    job.metadata.insert("timestamp_start".into(), secs(out.started).into());
-    job.metadata.insert("timestamp_end".into(), secs(out.ended).into());
     job.metadata
-        .insert("duration".into(), (out.ended - out.started).as_secs_f64().into());
+        .insert("timestamp_start".into(), secs(out.started).into());
+    job.metadata
+        .insert("timestamp_end".into(), secs(out.ended).into());
+    job.metadata.insert(
+        "duration".into(),
+        (out.ended - out.started).as_secs_f64().into(),
+    );
     let failure = match out.result.map(|text| parse_result(&text)) {
         Ok(Ok(normalized)) => {
             for (k, v) in normalized.metadata {

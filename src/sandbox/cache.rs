@@ -33,8 +33,12 @@ impl CacheDir {
             CacheDir::At(p) => Some(p.clone()),
             CacheDir::Default => std::env::var_os("WASMEVAL_CACHE_DIR")
                 .map(PathBuf::from)
-                .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("wasmeval")))
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/wasmeval"))),
+                .or_else(|| {
+                    std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("wasmeval"))
+                })
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/wasmeval"))
+                }),
         }
     }
 }
@@ -71,10 +75,17 @@ pub fn key(engine: &Engine, wasm: &[u8]) -> String {
 /// Makes sure `dir` exists, belongs to this user and is private (0700).
 /// Returns false when it cannot be made so: the cache is then not used.
 pub fn prepare_dir(dir: &Path) -> bool {
-    if fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).is_err() {
+    if fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .is_err()
+    {
         return false;
     }
-    let Ok(meta) = fs::metadata(dir) else { return false };
+    let Ok(meta) = fs::metadata(dir) else {
+        return false;
+    };
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
     if meta.uid() != uid {

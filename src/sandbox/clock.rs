@@ -41,11 +41,15 @@ impl HostMonotonicClock for Monotonic {
 }
 
 fn from_monotonic(ns: u64) -> Instant {
-    base().checked_add(Duration::from_nanos(ns)).unwrap_or_else(far_future)
+    base()
+        .checked_add(Duration::from_nanos(ns))
+        .unwrap_or_else(far_future)
 }
 
 fn after(ns: u64) -> Instant {
-    Instant::now().checked_add(Duration::from_nanos(ns)).unwrap_or_else(far_future)
+    Instant::now()
+        .checked_add(Duration::from_nanos(ns))
+        .unwrap_or_else(far_future)
 }
 
 fn far_future() -> Instant {
@@ -65,7 +69,9 @@ impl Clamp {
     }
 
     fn must_stop(&self) -> bool {
-        self.control.stop_reason(Instant::now(), self.deadline).is_some()
+        self.control
+            .stop_reason(Instant::now(), self.deadline)
+            .is_some()
     }
 
     /// Sleeps the current thread until `until`, the deadline or a stop signal.
@@ -104,7 +110,11 @@ impl Pollable for Sleep {
     }
 }
 
-fn push_sleep(table: &mut ResourceTable, until: Instant, clamp: Clamp) -> wasmtime::Result<Resource<DynPollable>> {
+fn push_sleep(
+    table: &mut ResourceTable,
+    until: Instant,
+    clamp: Clamp,
+) -> wasmtime::Result<Resource<DynPollable>> {
     let sleep = table.push(Sleep { until, clamp })?;
     subscribe(table, sleep)
 }
@@ -117,14 +127,22 @@ pub fn add_p2(linker: &mut wasmtime::component::Linker<Host<P2>>) -> wasmtime::R
         "subscribe-duration",
         |mut store: StoreContextMut<'_, Host<P2>>, (ns,): (u64,)| {
             let clamp = store.data().job.clamp();
-            Ok((push_sleep(&mut store.data_mut().wasi.table, after(ns), clamp)?,))
+            Ok((push_sleep(
+                &mut store.data_mut().wasi.table,
+                after(ns),
+                clamp,
+            )?,))
         },
     )?;
     clocks.func_wrap(
         "subscribe-instant",
         |mut store: StoreContextMut<'_, Host<P2>>, (when,): (u64,)| {
             let clamp = store.data().job.clamp();
-            Ok((push_sleep(&mut store.data_mut().wasi.table, from_monotonic(when), clamp)?,))
+            Ok((push_sleep(
+                &mut store.data_mut().wasi.table,
+                from_monotonic(when),
+                clamp,
+            )?,))
         },
     )?;
     linker.allow_shadowing(false);
@@ -149,22 +167,43 @@ pub fn add_p1(linker: &mut wasmtime::Linker<Host<WasiP1Ctx>>) -> wasmtime::Resul
     linker.func_wrap(
         "wasi_snapshot_preview1",
         "poll_oneoff",
-        |mut caller: Caller<'_, Host<WasiP1Ctx>>, subs: i32, events: i32, n: i32, out: i32| -> i32 {
-            poll_oneoff(&mut caller, subs as u32 as usize, events as u32 as usize, n as u32 as usize, out as u32 as usize)
+        |mut caller: Caller<'_, Host<WasiP1Ctx>>,
+         subs: i32,
+         events: i32,
+         n: i32,
+         out: i32|
+         -> i32 {
+            poll_oneoff(
+                &mut caller,
+                subs as u32 as usize,
+                events as u32 as usize,
+                n as u32 as usize,
+                out as u32 as usize,
+            )
         },
     )?;
     linker.allow_shadowing(false);
     Ok(())
 }
 
-fn poll_oneoff(caller: &mut Caller<'_, Host<WasiP1Ctx>>, subs: usize, events: usize, n: usize, out: usize) -> i32 {
+fn poll_oneoff(
+    caller: &mut Caller<'_, Host<WasiP1Ctx>>,
+    subs: usize,
+    events: usize,
+    n: usize,
+    out: usize,
+) -> i32 {
     if n == 0 {
         return ERRNO_INVAL;
     }
     let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
         return ERRNO_FAULT;
     };
-    let Some(bytes) = memory.data(&*caller).get(subs..subs + n * SUBSCRIPTION_SIZE).map(<[u8]>::to_vec) else {
+    let Some(bytes) = memory
+        .data(&*caller)
+        .get(subs..subs + n * SUBSCRIPTION_SIZE)
+        .map(<[u8]>::to_vec)
+    else {
         return ERRNO_FAULT;
     };
     let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
@@ -179,7 +218,9 @@ fn poll_oneoff(caller: &mut Caller<'_, Host<WasiP1Ctx>>, subs: usize, events: us
             match (flags & SUBCLOCKFLAGS_ABSTIME != 0, id) {
                 (false, _) => after(timeout),
                 (true, CLOCK_REALTIME) => {
-                    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+                    let now = SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap_or_default();
                     after((timeout as u128).saturating_sub(now.as_nanos()) as u64)
                 }
                 (true, _) => from_monotonic(timeout),
@@ -189,7 +230,11 @@ fn poll_oneoff(caller: &mut Caller<'_, Host<WasiP1Ctx>>, subs: usize, events: us
     }
     let any_fd = parsed.iter().any(|(_, _, when)| when.is_none());
     if !any_fd {
-        let earliest = parsed.iter().filter_map(|p| p.2).min().unwrap_or_else(Instant::now);
+        let earliest = parsed
+            .iter()
+            .filter_map(|p| p.2)
+            .min()
+            .unwrap_or_else(Instant::now);
         caller.data().job.clamp().sleep_until(earliest);
     }
     let now = Instant::now();
@@ -211,7 +256,9 @@ fn poll_oneoff(caller: &mut Caller<'_, Host<WasiP1Ctx>>, subs: usize, events: us
         written += 1;
     }
     if memory.write(&mut *caller, events, &buf).is_err()
-        || memory.write(&mut *caller, out, &(written as u32).to_le_bytes()).is_err()
+        || memory
+            .write(&mut *caller, out, &(written as u32).to_le_bytes())
+            .is_err()
     {
         return ERRNO_FAULT;
     }

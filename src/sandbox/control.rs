@@ -29,7 +29,9 @@ impl Signals {
     /// Sets (or clears) the evaluator-wide deadline.
     pub fn set_deadline(&self, deadline: Option<Instant>) {
         let ns = deadline.map_or(u64::MAX, |d| {
-            d.saturating_duration_since(self.base).as_nanos().min(u128::from(u64::MAX - 1)) as u64
+            d.saturating_duration_since(self.base)
+                .as_nanos()
+                .min(u128::from(u64::MAX - 1)) as u64
         });
         self.deadline.store(ns, Ordering::Relaxed);
     }
@@ -75,7 +77,11 @@ impl JobControl {
 
     /// The deadline of a job started at `start` with `timeout`: the earlier of its own limit
     /// and the evaluator's deadline, with the reason that applies when it passes.
-    pub fn deadline(&self, start: Instant, timeout: Option<Duration>) -> Option<(Instant, FailureKind)> {
+    pub fn deadline(
+        &self,
+        start: Instant,
+        timeout: Option<Duration>,
+    ) -> Option<(Instant, FailureKind)> {
         let own = timeout.map(|t| (start + t, FailureKind::Timeout));
         let evaluator = self.signals.deadline().map(|d| (d, FailureKind::Cancelled));
         match (own, evaluator) {
@@ -85,7 +91,11 @@ impl JobControl {
     }
 
     /// Why the job must stop now, if it must: cancelled, closing, or past `deadline`.
-    pub fn stop_reason(&self, now: Instant, deadline: Option<(Instant, FailureKind)>) -> Option<FailureKind> {
+    pub fn stop_reason(
+        &self,
+        now: Instant,
+        deadline: Option<(Instant, FailureKind)>,
+    ) -> Option<FailureKind> {
         if self.cancelled.load(Ordering::Relaxed) || self.signals.closing() {
             return Some(FailureKind::Cancelled);
         }

@@ -76,7 +76,8 @@ impl CappedBuf {
     /// Takes the contents as text (invalid UTF-8 is replaced).
     pub fn take_string(&self) -> String {
         let bytes = std::mem::take(&mut *self.inner.lock().unwrap());
-        String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// True when something was dropped.
@@ -129,7 +130,11 @@ mod streams {
     }
 
     impl tokio::io::AsyncWrite for CappedBuf {
-        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
             self.push(buf);
             Poll::Ready(Ok(buf.len()))
         }
@@ -163,7 +168,12 @@ impl Limiter {
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory {
             let msg = format!(
                 "memory limit: growing linear memory from {current} to {desired} bytes exceeds the cap of {} bytes",
@@ -175,7 +185,12 @@ impl wasmtime::ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, _: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.table_elements {
             let msg = format!(
                 "table limit: growing a table from {current} to {desired} elements exceeds the cap of {}",
@@ -264,7 +279,11 @@ impl wasmeval::objective::job::Host for Host<P2> {
 
     fn stopped(&mut self) -> wasmtime::Result<bool> {
         let soon = Instant::now() + self.job.grace;
-        Ok(self.job.control.stop_reason(soon, self.job.deadline).is_some())
+        Ok(self
+            .job
+            .control
+            .stop_reason(soon, self.job.deadline)
+            .is_some())
     }
 
     fn log(&mut self, message: String) -> wasmtime::Result<()> {

@@ -145,7 +145,10 @@ impl LoadedModule {
                 describe_start(&bytes)
             )));
         };
-        let version: [u8; 4] = wasm.get(4..8).and_then(|v| v.try_into().ok()).unwrap_or_default();
+        let version: [u8; 4] = wasm
+            .get(4..8)
+            .and_then(|v| v.try_into().ok())
+            .unwrap_or_default();
         let engine = engine::engine_for(policy)?;
         let sha256 = cache::sha256_hex(&wasm);
         let prepared = match version {
@@ -193,14 +196,16 @@ fn compile_core(engine: &Engine, wasm: &[u8], dir: &CacheDir) -> Result<Module, 
     let code = compiled(engine, wasm, dir, |w| engine.precompile_module(w))?;
     // SAFETY: `code` was produced by `precompile_module` in this process, or read from the
     // private cache after its checksum matched what this host wrote.
-    unsafe { Module::deserialize(engine, &code) }.map_err(|e| format!("cannot load the compiled module: {e:#}"))
+    unsafe { Module::deserialize(engine, &code) }
+        .map_err(|e| format!("cannot load the compiled module: {e:#}"))
 }
 
 /// Compiles (or loads from the cache) a component.
 fn compile_component(engine: &Engine, wasm: &[u8], dir: &CacheDir) -> Result<Component, String> {
     let code = compiled(engine, wasm, dir, |w| engine.precompile_component(w))?;
     // SAFETY: as in `compile_core`.
-    unsafe { Component::deserialize(engine, &code) }.map_err(|e| format!("cannot load the compiled component: {e:#}"))
+    unsafe { Component::deserialize(engine, &code) }
+        .map_err(|e| format!("cannot load the compiled component: {e:#}"))
 }
 
 fn compiled(
@@ -234,9 +239,12 @@ fn prepare_core(engine: &Engine, module: &Module) -> Result<Prepared, String> {
         ));
     }
     let mut linker = wasmtime::Linker::<Host<WasiP1Ctx>>::new(engine);
-    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h| &mut h.wasi).map_err(|e| e.to_string())?;
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h| &mut h.wasi)
+        .map_err(|e| e.to_string())?;
     clock::add_p1(&mut linker).map_err(|e| e.to_string())?;
-    let pre = linker.instantiate_pre(module).map_err(|e| import_error(&e))?;
+    let pre = linker
+        .instantiate_pre(module)
+        .map_err(|e| import_error(&e))?;
     Ok(Prepared::CommandCore(pre))
 }
 
@@ -244,20 +252,33 @@ fn prepare_component(engine: &Engine, component: &Component) -> Result<Prepared,
     let ty = component.component_type();
     let exports: Vec<(String, bool)> = ty
         .exports(engine)
-        .map(|(name, item)| (name.to_string(), matches!(item.ty, ComponentItem::ComponentFunc(_))))
+        .map(|(name, item)| {
+            (
+                name.to_string(),
+                matches!(item.ty, ComponentItem::ComponentFunc(_)),
+            )
+        })
         .collect();
     let mut linker = wasmtime::component::Linker::<Host<P2>>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| e.to_string())?;
     wasmeval::objective::job::add_to_linker::<_, HasSelf<Host<P2>>>(&mut linker, |h| h)
         .map_err(|e| e.to_string())?;
     clock::add_p2(&mut linker).map_err(|e| e.to_string())?;
-    let pre = linker.instantiate_pre(component).map_err(|e| import_error(&e))?;
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|e| import_error(&e))?;
     if exports.iter().any(|(n, is_func)| n == "run" && *is_func) {
-        let run = component.get_export_index(None, "run").ok_or("the `run` export cannot be found")?;
+        let run = component
+            .get_export_index(None, "run")
+            .ok_or("the `run` export cannot be found")?;
         return Ok(Prepared::Objective { pre, run });
     }
-    if exports.iter().any(|(n, _)| n.starts_with("wasi:cli/run@0.2")) {
-        let pre = CommandPre::new(pre).map_err(|e| format!("the `wasi:cli/run` export is not usable: {e:#}"))?;
+    if exports
+        .iter()
+        .any(|(n, _)| n.starts_with("wasi:cli/run@0.2"))
+    {
+        let pre = CommandPre::new(pre)
+            .map_err(|e| format!("the `wasi:cli/run` export is not usable: {e:#}"))?;
         return Ok(Prepared::CommandComponent(pre));
     }
     let names: Vec<&str> = exports.iter().map(|(n, _)| n.as_str()).collect();
@@ -278,6 +299,10 @@ fn list(names: &[&str]) -> String {
     if names.is_empty() {
         "none".into()
     } else {
-        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

@@ -9,11 +9,11 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::job::{Failure, FailureKind};
+use crate::sandbox::Policy;
 use crate::sandbox::clock::Monotonic;
 use crate::sandbox::control::JobControl;
 use crate::sandbox::host::{CappedBuf, Host, JobState, Limiter, P2};
 use crate::sandbox::module::{LoadedModule, Prepared};
-use crate::sandbox::Policy;
 
 /// Epoch ticks between two checks of a running job's stop signals.
 const CHECK_TICKS: u64 = 5;
@@ -115,7 +115,11 @@ impl LoadedModule {
         let limiter = Limiter::new(policy.memory, policy.table_elements);
         let (result, limiter, job, fuel_used) = match &self.prepared {
             Prepared::CommandCore(pre) => {
-                let host = Host { wasi: builder.build_p1(), limiter, job };
+                let host = Host {
+                    wasi: builder.build_p1(),
+                    limiter,
+                    job,
+                };
                 let (result, host, fuel) = self.in_store(policy, host, |store| {
                     let instance = pre.instantiate(&mut *store)?;
                     let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
@@ -125,26 +129,40 @@ impl LoadedModule {
                 (result, host.limiter, host.job, fuel)
             }
             Prepared::CommandComponent(pre) => {
-                let (result, host, fuel) = self.in_store(policy, p2_host(&mut builder, limiter, job), |store| {
-                    let command = pre.instantiate(&mut *store)?;
-                    Ok(match command.wasi_cli_run().call_run(&mut *store)? {
-                        Ok(()) => Ok(None),
-                        Err(()) => Err("the command returned an error (exit code 1)".to_string()),
-                    })
-                });
+                let (result, host, fuel) =
+                    self.in_store(policy, p2_host(&mut builder, limiter, job), |store| {
+                        let command = pre.instantiate(&mut *store)?;
+                        Ok(match command.wasi_cli_run().call_run(&mut *store)? {
+                            Ok(()) => Ok(None),
+                            Err(()) => {
+                                Err("the command returned an error (exit code 1)".to_string())
+                            }
+                        })
+                    });
                 (result, host.limiter, host.job, fuel)
             }
             Prepared::Objective { pre, run } => {
-                let (result, host, fuel) = self.in_store(policy, p2_host(&mut builder, limiter, job), |store| {
-                    let instance = pre.instantiate(&mut *store)?;
-                    let f = instance.get_typed_func::<(&str,), (Result<String, String>,)>(&mut *store, run)?;
-                    Ok(f.call(&mut *store, (input.config.as_str(),))?.0.map(Some))
-                });
+                let (result, host, fuel) =
+                    self.in_store(policy, p2_host(&mut builder, limiter, job), |store| {
+                        let instance = pre.instantiate(&mut *store)?;
+                        let f = instance.get_typed_func::<(&str,), (Result<String, String>,)>(
+                            &mut *store,
+                            run,
+                        )?;
+                        Ok(f.call(&mut *store, (input.config.as_str(),))?.0.map(Some))
+                    });
                 (result, host.limiter, host.job, fuel)
             }
         };
         out.ended = Instant::now();
         out.fuel_used = fuel_used;
+        let mut job = job;
+        // A job that outlived its deadline (a clamped sleep returned to a guest that then
+        // ended on its own) or was stopped meanwhile has no trustworthy result.
+        let result = match (result, job.check()) {
+            (Ok(_), Some(why)) => Err(wasmtime::Error::msg(format!("stopped by the host: {why}"))),
+            (result, _) => result,
+        };
         let stdout_text = stdout.take_string();
         let mut log = job.log.take_string();
         log.push_str(&stderr.take_string());
@@ -172,10 +190,17 @@ impl LoadedModule {
                 if text.len() > policy.result_cap {
                     Err(Failure::new(
                         FailureKind::OutputTooLarge,
-                        format!("the result is {} bytes, more than the cap of {} bytes", text.len(), policy.result_cap),
+                        format!(
+                            "the result is {} bytes, more than the cap of {} bytes",
+                            text.len(),
+                            policy.result_cap
+                        ),
                     ))
                 } else if text.trim().is_empty() {
-                    Err(Failure::new(FailureKind::BadOutput, "the command printed no result line on stdout"))
+                    Err(Failure::new(
+                        FailureKind::BadOutput,
+                        "the command printed no result line on stdout",
+                    ))
                 } else {
                     Ok(text)
                 }
@@ -206,10 +231,14 @@ impl LoadedModule {
             let _ = store.set_fuel(fuel);
         }
         let result = match store.data_mut().job.check() {
-            Some(why) => Err(wasmtime::Error::msg(format!("stopped before it started: {why}"))),
+            Some(why) => Err(wasmtime::Error::msg(format!(
+                "stopped before it started: {why}"
+            ))),
             None => call(&mut store),
         };
-        let fuel_used = policy.fuel.map(|f| f.saturating_sub(store.get_fuel().unwrap_or(0)));
+        let fuel_used = policy
+            .fuel
+            .map(|f| f.saturating_sub(store.get_fuel().unwrap_or(0)));
         (result, store.into_data(), fuel_used)
     }
 }
@@ -251,11 +280,18 @@ fn wasi_builder(
         b.env(k, v);
     }
     for dir in &policy.dirs {
-        let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        let perms = if dir.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
         b.preopened_dir(&dir.host, &dir.guest, perms).map_err(|e| {
             Failure::new(
                 FailureKind::Startup,
-                format!("cannot open the granted directory {}: {e:#}", dir.host.display()),
+                format!(
+                    "cannot open the granted directory {}: {e:#}",
+                    dir.host.display()
+                ),
             )
         })?;
     }
@@ -264,13 +300,26 @@ fn wasi_builder(
 
 /// Why a call trapped, decided on the host side first (deadline, cancel, caps), then from the
 /// trap itself.
-fn classify(e: &wasmtime::Error, job: &JobState, memory_hit: Option<String>, policy: &Policy) -> Failure {
+fn classify(
+    e: &wasmtime::Error,
+    job: &JobState,
+    memory_hit: Option<String>,
+    policy: &Policy,
+) -> Failure {
     match job.stopped_by {
         Some(FailureKind::Timeout) => {
             let limit = policy.timeout.unwrap_or_default();
-            return Failure::new(FailureKind::Timeout, format!("the job ran past its time limit of {limit:?}"));
+            return Failure::new(
+                FailureKind::Timeout,
+                format!("the job ran past its time limit of {limit:?}"),
+            );
         }
-        Some(kind) => return Failure::new(kind, "the job was stopped: cancelled, evaluator closing or its deadline passed"),
+        Some(kind) => {
+            return Failure::new(
+                kind,
+                "the job was stopped: cancelled, evaluator closing or its deadline passed",
+            );
+        }
         None => {}
     }
     if let Some(msg) = memory_hit {
@@ -285,7 +334,10 @@ fn classify(e: &wasmtime::Error, job: &JobState, memory_hit: Option<String>, pol
     match e.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => Failure::new(
             FailureKind::FuelExhausted,
-            format!("the job used up its fuel budget of {}", policy.fuel.unwrap_or(0)),
+            format!(
+                "the job used up its fuel budget of {}",
+                policy.fuel.unwrap_or(0)
+            ),
         ),
         Some(trap) => Failure {
             kind: FailureKind::Trap,
@@ -295,4 +347,3 @@ fn classify(e: &wasmtime::Error, job: &JobState, memory_hit: Option<String>, pol
         None => Failure::new(FailureKind::Trap, format!("{e:#}")),
     }
 }
-

@@ -38,7 +38,11 @@ impl MemoryStorage {
         Ok(f(search))
     }
 
-    fn with_job<R>(&self, job_id: &JobId, f: impl FnOnce(&mut Job, &mut Vec<u64>) -> R) -> Result<R> {
+    fn with_job<R>(
+        &self,
+        job_id: &JobId,
+        f: impl FnOnce(&mut Job, &mut Vec<u64>) -> R,
+    ) -> Result<R> {
         self.with_search(job_id.search(), |s| {
             let n = job_id.number();
             match s.jobs.get_mut(n as usize) {
@@ -79,7 +83,9 @@ impl Storage for MemoryStorage {
     }
 
     fn store_job_out(&self, job_id: &JobId, objective: Value) -> Result<()> {
-        self.with_job(job_id, |j, _| j.objective = Objective::from_json(&objective))
+        self.with_job(job_id, |j, _| {
+            j.objective = Objective::from_json(&objective)
+        })
     }
 
     fn store_job_metadata(&self, job_id: &JobId, key: &str, value: Value) -> Result<()> {
@@ -111,7 +117,9 @@ impl Storage for MemoryStorage {
     }
 
     fn load_all_search_ids(&self) -> Result<Vec<String>> {
-        Ok((0..self.searches.lock().unwrap().len()).map(|i| i.to_string()).collect())
+        Ok((0..self.searches.lock().unwrap().len())
+            .map(|i| i.to_string())
+            .collect())
     }
 
     fn load_all_job_ids(&self, search_id: &str) -> Result<Vec<JobId>> {
@@ -136,18 +144,29 @@ impl Storage for MemoryStorage {
 
     fn load_out_from_all_jobs(&self, search_id: &str) -> Result<Vec<Value>> {
         self.with_search(search_id, |s| {
-            s.jobs.iter().filter_map(|j| j.objective.as_ref().map(Objective::to_json)).collect()
+            s.jobs
+                .iter()
+                .filter_map(|j| j.objective.as_ref().map(Objective::to_json))
+                .collect()
         })
     }
 
     fn load_metadata_from_all_jobs(&self, search_id: &str, key: &str) -> Result<Vec<Value>> {
-        self.with_search(search_id, |s| s.jobs.iter().filter_map(|j| j.metadata.get(key).cloned()).collect())
+        self.with_search(search_id, |s| {
+            s.jobs
+                .iter()
+                .filter_map(|j| j.metadata.get(key).cloned())
+                .collect()
+        })
     }
 
     fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)> {
         self.with_search(search_id, |s| {
             let from = (cursor as usize).min(s.finished.len());
-            let ids = s.finished[from..].iter().map(|n| JobId::new(search_id, *n)).collect();
+            let ids = s.finished[from..]
+                .iter()
+                .map(|n| JobId::new(search_id, *n))
+                .collect();
             (ids, s.finished.len() as u64)
         })
     }

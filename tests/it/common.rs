@@ -1,0 +1,91 @@
+//! Shared helpers: building the example guests once, and evaluators over them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+use wasmeval::{CacheDir, Evaluator, EvaluatorBuilder, Gather, Job, Method};
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `.wat` fixture.
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures").join(name)
+}
+
+fn guests_dir() -> PathBuf {
+    root().join("examples/guests/rust")
+}
+
+/// Builds the example guests (once per test run) and returns the path of `name` built for
+/// `target` (`wasm32-wasip2`, or `wasm32-wasip1` for the preview1 command).
+pub fn guest_for(name: &str, target: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        for args in [
+            vec!["build", "--release", "--target", "wasm32-wasip2"],
+            vec![
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip1",
+                "-p",
+                "command",
+            ],
+        ] {
+            let out = Command::new(&cargo)
+                .args(&args)
+                .args(["--target-dir", "target"])
+                .current_dir(guests_dir())
+                .env_remove("RUSTFLAGS")
+                .output()
+                .expect("run cargo to build the example guests");
+            assert!(
+                out.status.success(),
+                "building the example guests failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    });
+    guests_dir()
+        .join("target")
+        .join(target)
+        .join("release")
+        .join(format!("{name}.wasm"))
+}
+
+/// An example guest built as a component (`wasm32-wasip2`).
+pub fn guest(name: &str) -> PathBuf {
+    guest_for(name, "wasm32-wasip2")
+}
+
+/// A builder for `module` with a private compile cache, so tests do not share state.
+pub fn builder(module: impl Into<PathBuf>) -> EvaluatorBuilder {
+    Evaluator::builder(module.into()).cache(CacheDir::Disabled)
+}
+
+/// Runs one configuration through `module` under the builder's settings and returns the job.
+pub fn run_one(b: EvaluatorBuilder, config: Value) -> Job {
+    let mut e = b.build().expect("create the evaluator");
+    e.submit([config]).unwrap();
+    let mut jobs = e.gather(Gather::All).unwrap().local;
+    assert_eq!(jobs.len(), 1);
+    jobs.remove(0)
+}
+
+/// The methods every evaluator test runs against.
+pub const METHODS: [Method; 2] = [Method::Serial, Method::Thread];
+
+/// A generous bound for "stops well within".
+pub const WITHIN: Duration = Duration::from_secs(10);
+
+/// The metadata value `key` of `job`.
+pub fn meta<'a>(job: &'a Job, key: &str) -> &'a Value {
+    job.metadata.get(key).unwrap_or(&Value::Null)
+}

@@ -1,0 +1,91 @@
+//! Module loading: kinds, and clear refusals before any job starts.
+
+use wasmeval::{Error, Evaluator, Method, ModuleKind, RunFunction};
+
+use crate::common::{builder, fixture, guest};
+
+fn refusal(module: impl Into<RunFunction>) -> String {
+    let module = module.into();
+    match wasmeval::LoadedModule::load(&module, &Default::default(), &wasmeval::CacheDir::Disabled)
+    {
+        Err(e @ (Error::Module { .. } | Error::Read { .. })) => e.to_string(),
+        Err(other) => panic!("unexpected error kind: {other}"),
+        Ok(m) => panic!("{m:?} was accepted"),
+    }
+}
+
+#[test]
+fn kinds_are_told_apart_from_the_binary() {
+    let kind = |p| builder(p).build().unwrap().module().kind;
+    assert_eq!(kind(guest("ackley")), ModuleKind::Objective);
+    assert_eq!(
+        kind(guest("sum")),
+        ModuleKind::Objective,
+        "a world without the job import loads"
+    );
+    assert_eq!(kind(guest("command")), ModuleKind::CommandComponent);
+    assert_eq!(
+        kind(crate::common::guest_for("command", "wasm32-wasip1")),
+        ModuleKind::CommandCore
+    );
+    assert_eq!(kind(fixture("loop.wat")), ModuleKind::CommandCore);
+}
+
+#[test]
+fn bad_modules_are_refused_with_the_file_name_and_the_reason() {
+    let msg = refusal(fixture("not_wasm.txt"));
+    assert!(
+        msg.contains("not_wasm.txt") && msg.contains("not WebAssembly"),
+        "{msg}"
+    );
+    let msg = refusal(fixture("no_start.wat"));
+    assert!(
+        msg.contains("no_start.wat") && msg.contains("`_start`") && msg.contains("`compute`"),
+        "{msg}"
+    );
+    let msg = refusal(fixture("unknown_import.wat"));
+    assert!(
+        msg.contains("unknown_import.wat") && msg.contains("launch_missiles"),
+        "{msg}"
+    );
+    let msg = refusal(fixture("empty_component.wat"));
+    assert!(msg.contains("neither `run` nor `wasi:cli/run`"), "{msg}");
+    let msg = refusal(fixture("missing.wasm"));
+    assert!(
+        msg.contains("missing.wasm") && msg.contains("No such file"),
+        "{msg}"
+    );
+    let msg = refusal(RunFunction::Bytes {
+        name: "broken.wat".into(),
+        bytes: b"(module (func".to_vec(),
+    });
+    assert!(
+        msg.contains("broken.wat") && msg.contains("invalid WebAssembly text"),
+        "{msg}"
+    );
+    let msg = refusal(RunFunction::Bytes {
+        name: "empty.wasm".into(),
+        bytes: Vec::new(),
+    });
+    assert!(msg.contains("empty"), "{msg}");
+    // The evaluator refuses the same way, before any job starts.
+    let err = Evaluator::create(fixture("no_start.wat"), Method::Thread, Default::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::Module { .. }), "{err}");
+}
+
+#[test]
+fn a_component_importing_an_unknown_interface_is_refused_naming_it() {
+    let wat = r#"(component
+        (import "acme:rockets/launch" (instance (export "fire" (func))))
+    )"#;
+    let msg = refusal(RunFunction::Bytes {
+        name: "rockets.wat".into(),
+        bytes: wat.as_bytes().to_vec(),
+    });
+    assert!(
+        msg.contains("rockets.wat") && msg.contains("acme:rockets/launch"),
+        "{msg}"
+    );
+}

@@ -1,0 +1,11 @@
+//! Integration tests: one binary, a module per topic. Guests are the real Rust examples,
+//! built for wasm32 on first use, and `.wat` fixtures for tiny or hostile cases.
+
+mod common;
+
+mod cache;
+mod commands;
+mod evaluator;
+mod loading;
+mod sandbox;
+mod tokio_use;
