@@ -1,8 +1,11 @@
 //! wasmeval
 pub mod backend;
 pub mod callback;
+pub mod cli;
 pub mod error;
 pub mod evaluator;
+pub mod export;
+pub mod input;
 pub mod job;
 pub mod output;
 pub mod sandbox;

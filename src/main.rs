@@ -1,1 +1,5 @@
-fn main() {}
+//! The `wasmeval` command; see `wasmeval --help`.
+
+fn main() {
+    std::process::exit(wasmeval::cli::main());
+}

@@ -46,16 +46,3 @@ impl Method {
         }
     }
 }
-
-impl std::str::FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Method, String> {
-        match s {
-            "serial" => Ok(Method::Serial),
-            "thread" => Ok(Method::Thread),
-            other => Err(format!(
-                "unknown method `{other}`; expected serial or thread"
-            )),
-        }
-    }
-}

@@ -4,6 +4,7 @@
 mod common;
 
 mod cache;
+mod cli;
 mod commands;
 mod evaluator;
 mod loading;

@@ -1,0 +1,40 @@
+//! The command line: a thin layer that parses arguments and calls the library.
+
+pub mod run;
+pub mod units;
+
+use clap::{Parser, Subcommand};
+
+/// Evaluate run functions compiled to WebAssembly, one sandboxed instance per job.
+#[derive(Parser, Debug)]
+#[command(name = "wasmeval", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Exit codes, shown in `--help`.
+pub const EXIT_CODES: &str = "Exit codes:\n  0  every job got an outcome (failed jobs are results)\n  1  the run could not proceed\n  2  usage or input error";
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Evaluate a run function over a file of configurations.
+    Run(run::RunArgs),
+}
+
+/// Parses the command line and runs it; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match cli.command {
+        Command::Run(args) => run::run(args),
+    }
+}

@@ -1,0 +1,179 @@
+//! The real `wasmeval` binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::common::{fixture, guest, root};
+
+fn wasmeval(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run wasmeval")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_evaluates_the_bundled_example_into_deephyper_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("results.csv");
+    let ackley = guest("ackley");
+    let out = wasmeval(&[
+        "run",
+        ackley.to_str().unwrap(),
+        "--input",
+        "examples/configs/ackley.jsonl",
+        "--output",
+        csv.to_str().unwrap(),
+        "--timeout",
+        "2s",
+        "--memory",
+        "64MiB",
+        "--workers",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 42, "header + 41 jobs");
+    assert!(
+        lines[0].starts_with("p:x,objective,job_id,job_status,m:timestamp_submit,"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[41].contains("F_guest_error") && lines[41].contains(",40,DONE,"),
+        "{}",
+        lines[41]
+    );
+    let summary = stderr(&out);
+    assert!(
+        summary.contains("41 jobs: 40 succeeded, 1 failed (guest_error 1)"),
+        "{summary}"
+    );
+    assert!(summary.contains("best objective"), "{summary}");
+}
+
+#[test]
+fn jsonl_output_stdin_input_kwargs_and_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.jsonl");
+    std::fs::write(dir.path().join("v.txt"), "granted").unwrap();
+    let grant = format!("{}::/data", dir.path().display());
+    let probe = guest("probe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .args([
+            "run",
+            probe.to_str().unwrap(),
+            "--method",
+            "serial",
+            "--output",
+            out_path.to_str().unwrap(),
+        ])
+        .args([
+            "--kwargs",
+            r#"{"k": 2}"#,
+            "--dir",
+            &grant,
+            "--env",
+            "A=b",
+            "--quiet",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"action\": \"kwargs\"}\n{\"action\": \"read_file\", \"path\": \"/data/v.txt\"}\n{\"action\": \"env\", \"path\": \"A\"}\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stderr.is_empty() && out.stdout.is_empty(), "--quiet");
+    let jobs: Vec<serde_json::Value> = std::fs::read_to_string(&out_path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(jobs[0]["metadata"]["kwargs"], serde_json::json!({"k": 2}));
+    assert_eq!(jobs[1]["metadata"]["value"], "granted");
+    assert_eq!(jobs[2]["metadata"]["value"], "b");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"x\": [1]}\n{\"x\": [2]\n").unwrap();
+    let ackley = guest("ackley");
+    let ackley = ackley.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["run", ackley, "-i", bad.to_str().unwrap()],
+            format!("error: {}:2: invalid JSON", bad.display()),
+        ),
+        (
+            vec!["run", ackley, "-i", "nope.jsonl"],
+            "error: nope.jsonl:0: cannot read".into(),
+        ),
+        (
+            vec!["run", "missing.wasm", "-i", "examples/configs/ackley.jsonl"],
+            "error: missing.wasm: No such file".into(),
+        ),
+        (
+            vec!["run", ackley, "--timeout", "soon"],
+            "invalid duration `soon`".into(),
+        ),
+        (
+            vec!["run", ackley, "--memory", "lots"],
+            "invalid size `lots`".into(),
+        ),
+        (
+            vec!["run", ackley, "--kwargs", "{oops"],
+            "--kwargs is not JSON".into(),
+        ),
+        (
+            vec!["run", ackley, "--method", "fast"],
+            "unknown method `fast`".into(),
+        ),
+        (
+            vec!["run", ackley, "--frobnicate"],
+            "unexpected argument '--frobnicate'".into(),
+        ),
+        (
+            vec!["run", ackley, "--env", "NOEQUALS"],
+            "expected KEY=VALUE".into(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = wasmeval(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    for (module, reason) in [
+        (fixture("not_wasm.txt"), "not WebAssembly"),
+        (fixture("no_start.wat"), "does not export `_start`"),
+        (fixture("unknown_import.wat"), "launch_missiles"),
+    ] {
+        let out = wasmeval(&[
+            "run",
+            module.to_str().unwrap(),
+            "-i",
+            "examples/configs/ackley.jsonl",
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        let name = Path::new(&module).file_name().unwrap().to_str().unwrap();
+        assert!(err.contains(name) && err.contains(reason), "{err}");
+    }
+}
