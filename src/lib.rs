@@ -1,4 +1,43 @@
-//! wasmeval
+//! # wasmeval
+//!
+//! Evaluate *run functions* (the objective functions of a hyperparameter search, as
+//! DeepHyper's `Evaluator` runs them) compiled to WebAssembly. Every job (one configuration,
+//! a JSON object) runs in a fresh, isolated wasmtime instance under limits: wall-clock
+//! timeout, memory cap, optional fuel, output caps, and no file, socket or environment
+//! access unless granted.
+//!
+//! The [`Evaluator`] follows DeepHyper's API: [`Evaluator::create`], [`Evaluator::submit`],
+//! [`Evaluator::gather`], [`Evaluator::close`], [`Evaluator::to_json`], timeouts, callbacks,
+//! a shared [`Storage`] and search ids. Failed jobs are outcomes, with an `"F_<reason>"`
+//! objective and a typed [`Failure`].
+//!
+//! ```no_run
+//! use serde_json::json;
+//! use wasmeval::{Evaluator, Gather, Method};
+//!
+//! // A component of the `objective` world (see `wit/objective.wit`), or a WASI command.
+//! let mut evaluator = Evaluator::builder("ackley.wasm")
+//!     .method(Method::Thread)
+//!     .num_workers(2)
+//!     .job_timeout(std::time::Duration::from_secs(10))
+//!     .build()?;
+//! evaluator.submit([json!({"x": [0.5, -1.0]}), json!({"x": [2.0, 3.0]})])?;
+//! for job in evaluator.gather(Gather::All)?.local {
+//!     match &job.failure {
+//!         None => println!("{}: {:?}", job.id, job.objective),
+//!         Some(failure) => println!("{} failed: {} ({})", job.id, failure.kind, failure.message),
+//!     }
+//! }
+//! evaluator.close();
+//! # Ok::<(), wasmeval::Error>(())
+//! ```
+//!
+//! Modules: [`sandbox`] loads and runs modules, [`evaluator`] schedules jobs on a
+//! [`backend`], [`storage`] keeps them, [`output`] normalizes results, [`export`] writes
+//! DeepHyper's `results.csv`.
+
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod callback;
 pub mod cli;

@@ -11,11 +11,16 @@ use crate::job::FailureKind;
 use crate::sandbox::clock::Clamp;
 use crate::sandbox::control::JobControl;
 
-wasmtime::component::bindgen!({
-    path: "wit",
-    world: "objective",
-    imports: { default: trappable },
-});
+#[allow(missing_docs)]
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "objective",
+        imports: { default: trappable },
+    });
+}
+
+pub(crate) use bindings::wasmeval;
 
 /// WASI state of a component job.
 pub struct P2 {

@@ -5,7 +5,7 @@ pub mod cache;
 mod clock;
 pub mod control;
 pub mod engine;
-pub mod host;
+pub(crate) mod host;
 pub mod module;
 pub mod policy;
 pub mod run;

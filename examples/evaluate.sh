@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The main job on the bundled example: build the Ackley run function (Rust, a wasm32-wasip2
+# component) and evaluate it over examples/configs/ackley.jsonl, writing results.csv.
+# Extra arguments go to `wasmeval run` (for example --workers 1 or --output results.jsonl).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rustup target add wasm32-wasip2 >/dev/null
+(cd examples/guests/rust && cargo build --quiet --release --target wasm32-wasip2 -p ackley)
+cargo run --quiet --bin wasmeval -- run \
+  examples/guests/rust/target/wasm32-wasip2/release/ackley.wasm \
+  --input examples/configs/ackley.jsonl \
+  --output results.csv \
+  --timeout 10s --memory 64MiB "$@"
+echo "results written to results.csv"
