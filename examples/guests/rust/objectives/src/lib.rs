@@ -13,7 +13,10 @@ pub fn ackley(x: &[f64]) -> f64 {
 
 /// Rastrigin's function in any dimension; its minimum is 0 at the origin.
 pub fn rastrigin(x: &[f64]) -> f64 {
-    10.0 * x.len() as f64 + x.iter().map(|v| v * v - 10.0 * (2.0 * PI * v).cos()).sum::<f64>()
+    10.0 * x.len() as f64
+        + x.iter()
+            .map(|v| v * v - 10.0 * (2.0 * PI * v).cos())
+            .sum::<f64>()
 }
 
 /// Evaluates Rastrigin `repeat` times on shifted copies of `x` (a compute-bound job) and
