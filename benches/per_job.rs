@@ -15,6 +15,7 @@ use wasmeval::{CacheDir, LoadedModule, Policy, RunFunction};
 #[path = "../tests/it/common.rs"]
 mod common;
 
+#[allow(dead_code)]
 #[path = "../examples/guests/rust/objectives/src/lib.rs"]
 mod objectives;
 
