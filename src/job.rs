@@ -171,7 +171,7 @@ pub struct Job {
     /// Extra keys of an `{"objective": ...}` result.
     pub extra_output: Map<String, Value>,
     /// Metadata in insertion order: `timestamp_submit`, `timestamp_start`, `timestamp_end`,
-    /// `duration`, the run function's own keys, `fuel_used`, `failure`, `failure_message`,
+    /// the run function's own keys, `fuel_used`, `failure`, `failure_message`,
     /// `truncated`, then `timestamp_gather`.
     pub metadata: Map<String, Value>,
     /// The intermediate `(budget, objective)` series sent by `record`.

@@ -425,10 +425,6 @@ fn apply_output(job: &mut Job, out: RunOutput, created: Instant) {
         .insert("timestamp_start".into(), secs(out.started).into());
     job.metadata
         .insert("timestamp_end".into(), secs(out.ended).into());
-    job.metadata.insert(
-        "duration".into(),
-        (out.ended - out.started).as_secs_f64().into(),
-    );
     let failure = match out.result.map(|text| parse_result(&text)) {
         Ok(Ok(normalized)) => {
             for (k, v) in normalized.metadata {

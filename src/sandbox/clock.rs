@@ -15,7 +15,6 @@ use wasmtime_wasi::clocks::HostMonotonicClock;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 
-use crate::job::FailureKind;
 use crate::sandbox::control::JobControl;
 use crate::sandbox::host::{Host, P2};
 
@@ -60,12 +59,14 @@ fn far_future() -> Instant {
 #[derive(Clone)]
 pub struct Clamp {
     pub(crate) control: Arc<JobControl>,
-    pub(crate) deadline: Option<(Instant, FailureKind)>,
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl Clamp {
     fn end(&self, until: Instant) -> Instant {
-        self.deadline.map_or(until, |(d, _)| d.min(until))
+        self.control
+            .end(self.deadline)
+            .map_or(until, |d| d.min(until))
     }
 
     fn must_stop(&self) -> bool {

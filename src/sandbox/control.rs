@@ -75,30 +75,27 @@ impl JobControl {
         self.cancelled.store(true, Ordering::Relaxed);
     }
 
-    /// The deadline of a job started at `start` with `timeout`: the earlier of its own limit
-    /// and the evaluator's deadline, with the reason that applies when it passes.
-    pub fn deadline(
-        &self,
-        start: Instant,
-        timeout: Option<Duration>,
-    ) -> Option<(Instant, FailureKind)> {
-        let own = timeout.map(|t| (start + t, FailureKind::Timeout));
-        let evaluator = self.signals.deadline().map(|d| (d, FailureKind::Cancelled));
-        match (own, evaluator) {
-            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+    /// When a job whose own limit ends at `own` must stop at the latest: the earlier of
+    /// `own` and the evaluator's deadline (read afresh, so a later `set_timeout` applies).
+    pub fn end(&self, own: Option<Instant>) -> Option<Instant> {
+        match (own, self.signals.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
-    /// Why the job must stop now, if it must: cancelled, closing, or past `deadline`.
-    pub fn stop_reason(
-        &self,
-        now: Instant,
-        deadline: Option<(Instant, FailureKind)>,
-    ) -> Option<FailureKind> {
+    /// Why the job must stop at `now`, if it must: cancelled or closing, past its own limit
+    /// `own` (a timeout), or past the evaluator's deadline (cancelled).
+    pub fn stop_reason(&self, now: Instant, own: Option<Instant>) -> Option<FailureKind> {
         if self.cancelled.load(Ordering::Relaxed) || self.signals.closing() {
             return Some(FailureKind::Cancelled);
         }
-        deadline.filter(|(d, _)| now >= *d).map(|(_, why)| why)
+        if own.is_some_and(|d| now >= d) {
+            return Some(FailureKind::Timeout);
+        }
+        self.signals
+            .deadline()
+            .filter(|d| now >= *d)
+            .map(|_| FailureKind::Cancelled)
     }
 }

@@ -226,8 +226,8 @@ pub struct JobState {
     pub kwargs: Arc<str>,
     /// Stop signals.
     pub control: Arc<JobControl>,
-    /// When the job must stop, and why.
-    pub deadline: Option<(Instant, FailureKind)>,
+    /// When the job's own time limit ends.
+    pub deadline: Option<Instant>,
     /// How long before its deadline `stopped()` turns true.
     pub grace: Duration,
     /// The `record` series.

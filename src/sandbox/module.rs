@@ -249,16 +249,16 @@ fn prepare_core(engine: &Engine, module: &Module) -> Result<Prepared, String> {
 }
 
 fn prepare_component(engine: &Engine, component: &Component) -> Result<Prepared, String> {
-    let ty = component.component_type();
-    let exports: Vec<(String, bool)> = ty
-        .exports(engine)
-        .map(|(name, item)| {
-            (
-                name.to_string(),
-                matches!(item.ty, ComponentItem::ComponentFunc(_)),
-            )
-        })
-        .collect();
+    let mut exports = Vec::new();
+    let mut run_signature = None;
+    for (name, item) in component.component_type().exports(engine) {
+        if let ComponentItem::ComponentFunc(f) = &item.ty
+            && name == "run"
+        {
+            run_signature = Some(is_run_signature(f));
+        }
+        exports.push(name.to_string());
+    }
     let mut linker = wasmtime::component::Linker::<Host<P2>>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| e.to_string())?;
     wasmeval::objective::job::add_to_linker::<_, HasSelf<Host<P2>>>(&mut linker, |h| h)
@@ -267,26 +267,43 @@ fn prepare_component(engine: &Engine, component: &Component) -> Result<Prepared,
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| import_error(&e))?;
-    if exports.iter().any(|(n, is_func)| n == "run" && *is_func) {
-        let run = component
-            .get_export_index(None, "run")
-            .ok_or("the `run` export cannot be found")?;
-        return Ok(Prepared::Objective { pre, run });
+    match run_signature {
+        Some(true) => {
+            let run = component
+                .get_export_index(None, "run")
+                .ok_or("the `run` export cannot be found")?;
+            return Ok(Prepared::Objective { pre, run });
+        }
+        Some(false) => {
+            return Err("the component exports `run` with the wrong type; expected \
+                        `run: func(config: string) -> result<string, string>`"
+                .into());
+        }
+        None => {}
     }
-    if exports
-        .iter()
-        .any(|(n, _)| n.starts_with("wasi:cli/run@0.2"))
-    {
+    if exports.iter().any(|n| n.starts_with("wasi:cli/run@0.2")) {
         let pre = CommandPre::new(pre)
             .map_err(|e| format!("the `wasi:cli/run` export is not usable: {e:#}"))?;
         return Ok(Prepared::CommandComponent(pre));
     }
-    let names: Vec<&str> = exports.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = exports.iter().map(String::as_str).collect();
     Err(format!(
         "a component that exports neither `run` nor `wasi:cli/run` (exports: {}); expected the \
          `objective` world (`run: func(config: string) -> result<string, string>`) or a WASI command",
         list(&names)
     ))
+}
+
+/// `run: func(string) -> result<string, string>`.
+fn is_run_signature(f: &wasmtime::component::types::ComponentFunc) -> bool {
+    use wasmtime::component::types::Type;
+    let params: Vec<Type> = f.params().map(|(_, t)| t).collect();
+    let results: Vec<Type> = f.results().collect();
+    let string_result = |r: &wasmtime::component::types::ResultType| {
+        matches!(r.ok(), Some(Type::String)) && matches!(r.err(), Some(Type::String))
+    };
+    matches!(params.as_slice(), [Type::String])
+        && matches!(results.as_slice(), [Type::Result(r)] if string_result(r))
 }
 
 fn import_error(e: &wasmtime::Error) -> String {

@@ -60,7 +60,6 @@ fn submit_and_gather_all_give_ids_statuses_objectives_and_timestamps() {
                     "timestamp_submit",
                     "timestamp_start",
                     "timestamp_end",
-                    "duration",
                     "timestamp_gather"
                 ],
                 "{method:?}"
@@ -259,7 +258,10 @@ fn the_evaluator_deadline_cancels_running_jobs_and_queued_ones_never_start() {
         }
         let never_ran = jobs
             .iter()
-            .filter(|j| meta(j, "duration").as_f64().unwrap() < 0.05)
+            .filter(|j| {
+                let t = |k| meta(j, k).as_f64().unwrap();
+                t("timestamp_end") - t("timestamp_start") < 0.05
+            })
             .count();
         assert!(
             never_ran >= 4,
@@ -381,5 +383,28 @@ fn create_takes_dee_hyper_style_options() {
     assert_eq!(
         storage.load_job_status(&JobId::new("0", 2)).unwrap(),
         JobStatus::Done
+    );
+}
+
+#[test]
+fn a_timeout_set_after_submit_applies_to_running_jobs() {
+    let mut e = builder(guest("probe"))
+        .method(Method::Thread)
+        .num_workers(2)
+        .build()
+        .unwrap();
+    e.submit([
+        json!({"action": "spin"}),
+        json!({"action": "sleep", "n": 1_000_000_000u64}),
+    ])
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    e.set_timeout(Some(Duration::from_millis(200)));
+    let jobs = e.gather(Gather::All).unwrap().local;
+    assert!(t.elapsed() < WITHIN);
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Cancelled),
+        "{jobs:?}"
     );
 }

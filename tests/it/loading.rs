@@ -89,3 +89,20 @@ fn a_component_importing_an_unknown_interface_is_refused_naming_it() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_component_whose_run_has_the_wrong_type_is_refused() {
+    let wat = r#"(component
+        (core module $m (func (export "run") (result i32) i32.const 1))
+        (core instance $i (instantiate $m))
+        (func (export "run") (result u32) (canon lift (core func $i "run")))
+    )"#;
+    let msg = refusal(RunFunction::Bytes {
+        name: "typed.wat".into(),
+        bytes: wat.as_bytes().to_vec(),
+    });
+    assert!(
+        msg.contains("typed.wat") && msg.contains("wrong type"),
+        "{msg}"
+    );
+}

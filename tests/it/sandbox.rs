@@ -143,6 +143,19 @@ fn traps_panics_and_errors_are_failed_jobs_with_kind_and_message() {
     );
     assert_eq!(by("env_count").value(), Some(0.0));
 
+    // Unbounded recursion hits the wasm stack cap (or the guest's shadow stack): a trap.
+    let deep = run_one(
+        builder(probe()),
+        json!({"action": "recurse", "n": 100_000_000u64}),
+    );
+    assert_eq!(
+        deep.failure.as_ref().map(|f| f.kind),
+        Some(FailureKind::Trap),
+        "{deep:?}"
+    );
+    let shallow = run_one(builder(probe()), json!({"action": "recurse", "n": 100}));
+    assert!(shallow.failure.is_none(), "{shallow:?}");
+
     let trap = run_one(builder(fixture("trap.wat")), json!({}))
         .failure
         .unwrap();

@@ -54,6 +54,7 @@ fn run(c: Config) -> Result<Value, String> {
             json!(blocks.iter().map(|b| b[0] as u64).sum::<u64>())
         }
         "panic" => panic!("the probe panics as asked"),
+        "recurse" => json!(recurse(c.n, [0u8; 64])),
         "err" => return Err(c.text),
         "records" => {
             for i in 0..c.n {
@@ -85,6 +86,17 @@ fn run(c: Config) -> Result<Value, String> {
         "nan" => json!(f64::NAN),
         other => return Err(format!("unknown action {other}")),
     })
+}
+
+/// Recursion that the optimizer cannot turn into a loop: each frame keeps a buffer alive.
+#[inline(never)]
+fn recurse(n: u64, pad: [u8; 64]) -> u64 {
+    if n == 0 {
+        return pad[0] as u64;
+    }
+    let mut next = pad;
+    next[(n % 64) as usize] = n as u8;
+    std::hint::black_box(recurse(n - 1, std::hint::black_box(next))) + next[0] as u64
 }
 
 wasmeval_guest::export_run!(run);
