@@ -172,6 +172,25 @@ impl Limiter {
     }
 }
 
+impl Limiter {
+    /// Allows growth to `desired` within `cap`, or records the refusal and traps.
+    fn grow(
+        &mut self,
+        what: &str,
+        current: usize,
+        desired: usize,
+        cap: usize,
+    ) -> wasmtime::Result<bool> {
+        if desired <= cap {
+            return Ok(true);
+        }
+        let msg =
+            format!("{what} limit: growing from {current} to {desired} exceeds the cap of {cap}");
+        self.hit = Some(msg.clone());
+        Err(wasmtime::Error::msg(msg))
+    }
+}
+
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
@@ -179,15 +198,7 @@ impl wasmtime::ResourceLimiter for Limiter {
         desired: usize,
         _: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory {
-            let msg = format!(
-                "memory limit: growing linear memory from {current} to {desired} bytes exceeds the cap of {} bytes",
-                self.memory
-            );
-            self.hit = Some(msg.clone());
-            return Err(wasmtime::Error::msg(msg));
-        }
-        Ok(true)
+        self.grow("memory (bytes)", current, desired, self.memory)
     }
 
     fn table_growing(
@@ -196,15 +207,7 @@ impl wasmtime::ResourceLimiter for Limiter {
         desired: usize,
         _: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.table_elements {
-            let msg = format!(
-                "table limit: growing a table from {current} to {desired} elements exceeds the cap of {}",
-                self.table_elements
-            );
-            self.hit = Some(msg.clone());
-            return Err(wasmtime::Error::msg(msg));
-        }
-        Ok(true)
+        self.grow("table (elements)", current, desired, self.table_elements)
     }
 
     fn instances(&self) -> usize {
