@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use serde_json::json;
 use wasmeval::sandbox::{JobControl, JobInput, Signals};
 use wasmeval::{CacheDir, LoadedModule, Policy, RunFunction};
@@ -121,4 +121,9 @@ fn input(config: &str, signals: &Arc<Signals>) -> JobInput {
 }
 
 criterion_group!(benches, per_job, compute_bound);
-criterion_main!(benches);
+fn main() {
+    // Modules are compiled by a worker process: this executable is one.
+    wasmeval::worker::init();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

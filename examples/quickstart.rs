@@ -11,6 +11,8 @@ use serde_json::json;
 use wasmeval::{Evaluator, Gather, Method};
 
 fn main() -> Result<(), wasmeval::Error> {
+    // Worker processes (compiling, and the process method) re-run this executable.
+    wasmeval::worker::init();
     let guest = "examples/guests/rust/target/wasm32-wasip2/release/ackley.wasm";
     let mut evaluator = Evaluator::builder(guest)
         .method(Method::Thread)

@@ -95,6 +95,8 @@ pub enum FailureKind {
     Cancelled,
     /// The job could not be started (for example, no free instance slot).
     Startup,
+    /// The worker process running the job died (process method).
+    WorkerCrashed,
 }
 
 impl FailureKind {
@@ -110,6 +112,7 @@ impl FailureKind {
             FailureKind::OutputTooLarge => "F_output_too_large",
             FailureKind::Cancelled => "F_CANCELLED",
             FailureKind::Startup => "F_startup",
+            FailureKind::WorkerCrashed => "F_worker_crashed",
         }
     }
 
@@ -125,6 +128,7 @@ impl FailureKind {
             FailureKind::OutputTooLarge => "output_too_large",
             FailureKind::Cancelled => "cancelled",
             FailureKind::Startup => "startup",
+            FailureKind::WorkerCrashed => "worker_crashed",
         }
     }
 }

@@ -45,10 +45,12 @@ pub mod error;
 pub mod evaluator;
 pub mod export;
 pub mod input;
+pub mod ipc;
 pub mod job;
 pub mod output;
 pub mod sandbox;
 pub mod storage;
+pub mod worker;
 
 pub use backend::Method;
 pub use callback::Callback;

@@ -1,5 +1,6 @@
-//! The `wasmeval` command; see `wasmeval --help`.
+//! The `wasmeval` command; see `wasmeval --help`. It is also the worker binary.
 
 fn main() {
+    wasmeval::worker::init();
     std::process::exit(wasmeval::cli::main());
 }

@@ -1,14 +1,48 @@
 //! Backends: where jobs run. Every backend takes tasks in submit order and reports each one's
 //! ending on the evaluator's channel.
 
+pub mod process;
 pub mod threads;
 
+pub use process::ProcessPool;
 pub use threads::ThreadPool;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::job::JobId;
-use crate::sandbox::{JobControl, RunOutput};
+use crate::sandbox::{JobControl, LoadedModule, Policy, RunOutput};
+use crate::storage::Storage;
+
+/// Where jobs run. A backend takes tasks in submit order and reports each one's ending on
+/// the channel it was started with; dropping it stops its workers and waits for them.
+pub trait Backend: Send {
+    /// Queues a task.
+    fn dispatch(&self, task: Task);
+    /// Tells the workers that a job was cancelled (in-process backends share the flag).
+    fn cancel(&self, _id: &JobId) {}
+    /// Tells the workers the evaluator's new deadline (in-process backends share it).
+    fn set_deadline(&self, _deadline: Option<Instant>) {}
+    /// Tells the workers the evaluator is closing (in-process backends share the flag).
+    fn set_closing(&self, _closing: bool) {}
+    /// The pids of worker processes, if any.
+    fn worker_pids(&self) -> Vec<u32> {
+        Vec::new()
+    }
+}
+
+/// What every worker shares.
+#[derive(Clone)]
+pub struct Shared {
+    /// The run function.
+    pub module: Arc<LoadedModule>,
+    /// The sandbox policy.
+    pub policy: Arc<Policy>,
+    /// The run-function kwargs, as JSON.
+    pub kwargs: Arc<str>,
+    /// Where the RUNNING status is written.
+    pub storage: Arc<dyn Storage>,
+}
 
 /// A job handed to a backend.
 pub struct Task {
@@ -35,6 +69,9 @@ pub enum Method {
     Serial,
     /// `num_workers` library-owned threads.
     Thread,
+    /// `num_workers` worker processes (one per core by default): a crash or a runaway job
+    /// takes down at most one worker, which is replaced.
+    Process,
 }
 
 impl Method {
@@ -43,6 +80,7 @@ impl Method {
         match self {
             Method::Serial => "SerialEvaluator",
             Method::Thread => "ThreadPoolEvaluator",
+            Method::Process => "ProcessPoolEvaluator",
         }
     }
 }

@@ -6,27 +6,14 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::backend::{Finished, Task};
+use crate::backend::{Backend, Finished, Shared, Task};
 use crate::job::JobStatus;
-use crate::sandbox::{JobInput, LoadedModule, Policy};
-use crate::storage::Storage;
+use crate::sandbox::JobInput;
 
 /// A pool of threads that run tasks in submit order.
 pub struct ThreadPool {
     tasks: Option<Sender<Task>>,
     threads: Vec<JoinHandle<()>>,
-}
-
-/// What every worker thread shares.
-pub struct Shared {
-    /// The run function.
-    pub module: Arc<LoadedModule>,
-    /// The sandbox policy.
-    pub policy: Arc<Policy>,
-    /// The run-function kwargs, as JSON.
-    pub kwargs: Arc<str>,
-    /// Where the RUNNING status is written.
-    pub storage: Arc<dyn Storage>,
 }
 
 impl ThreadPool {
@@ -51,9 +38,10 @@ impl ThreadPool {
             threads,
         })
     }
+}
 
-    /// Queues a task.
-    pub fn dispatch(&self, task: Task) {
+impl Backend for ThreadPool {
+    fn dispatch(&self, task: Task) {
         if let Some(tx) = &self.tasks {
             // The workers live as long as the sender: this cannot fail.
             let _ = tx.send(task);

@@ -22,10 +22,10 @@ pub struct RunArgs {
     /// Write the results here: `.csv` (DeepHyper's columns) or `.jsonl`. Default: a table on stdout.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
-    /// How jobs run: serial or thread.
-    #[arg(long, default_value = "thread")]
+    /// How jobs run: serial, thread or process (`loky` is an alias of process).
+    #[arg(long, default_value = "process")]
     pub method: Method,
-    /// Number of workers (default: the number of cores).
+    /// Number of workers, threads or processes (default: the number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
     /// Wall-clock limit of each job, like 500ms, 2s or 1m.
@@ -46,6 +46,9 @@ pub struct RunArgs {
     /// Grant a directory: HOST[::GUEST][:rw] (read-only unless :rw).
     #[arg(long = "dir", value_parser = parse_dir)]
     pub dirs: Vec<DirGrant>,
+    /// Run a job again up to N times when its worker process dies (process method).
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
     /// Grant an environment variable: KEY=VALUE.
     #[arg(long = "env", value_parser = parse_env)]
     pub envs: Vec<(String, String)>,
@@ -60,8 +63,9 @@ impl std::str::FromStr for Method {
         match s {
             "serial" => Ok(Method::Serial),
             "thread" => Ok(Method::Thread),
+            "process" | "loky" => Ok(Method::Process),
             other => Err(format!(
-                "unknown method `{other}`; expected serial or thread"
+                "unknown method `{other}`; expected serial, thread or process"
             )),
         }
     }
@@ -115,6 +119,7 @@ pub fn run(args: RunArgs) -> i32 {
     let mut b = Evaluator::builder(args.module.clone())
         .method(args.method)
         .num_workers(workers)
+        .retries(args.retries)
         .run_function_kwargs(args.kwargs.unwrap_or_default());
     if let Some(t) = args.timeout {
         b = b.job_timeout(t);

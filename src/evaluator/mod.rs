@@ -23,10 +23,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use serde_json::{Map, Value};
 
-use crate::backend::{Finished, Method, Task, ThreadPool, threads::Shared};
+use crate::backend::{Backend, Finished, Method, ProcessPool, Shared, Task, ThreadPool};
 use crate::callback::Callback;
 use crate::error::{Error, Result};
 use crate::job::{Failure, FailureKind, Job, JobId, JobStatus};
@@ -73,7 +73,7 @@ struct Pending {
 /// use serde_json::json;
 ///
 /// let mut evaluator = Evaluator::create("ackley.wasm", Method::Thread, EvaluatorOptions {
-///     num_workers: 2,
+///     num_workers: Some(2),
 ///     ..Default::default()
 /// })?;
 /// evaluator.submit([json!({"x": [0.5, -1.0]}), json!({"x": [0.0, 0.0]})])?;
@@ -87,6 +87,8 @@ pub struct Evaluator {
     method: Method,
     num_workers: usize,
     module: Arc<LoadedModule>,
+    shared: Shared,
+    retries: u32,
     storage: Arc<dyn Storage>,
     search_id: String,
     callbacks: Vec<Box<dyn Callback>>,
@@ -97,7 +99,9 @@ pub struct Evaluator {
     pending: HashMap<JobId, Pending>,
     own: HashSet<JobId>,
     done: Receiver<Finished>,
-    pool: ThreadPool,
+    done_tx: Sender<Finished>,
+    /// The workers; stopped by `close`, started again by the next `submit`.
+    pool: Option<Box<dyn Backend>>,
     submitted: usize,
     gathered: usize,
     offset: usize,
@@ -122,6 +126,7 @@ impl Evaluator {
             search_id,
             policy,
             cache,
+            retries,
         } = options;
         check_policy(&policy)?;
         let module = Arc::new(LoadedModule::load(&run_function.into(), &policy, &cache)?);
@@ -131,23 +136,25 @@ impl Evaluator {
             Some(id) if storage.load_all_search_ids()?.contains(&id) => id,
             Some(id) => return Err(Error::UnknownSearch(id)),
         };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let num_workers = match method {
             Method::Serial => 1,
-            Method::Thread => num_workers.max(1),
+            Method::Thread | Method::Process => num_workers.unwrap_or(cores).max(1),
         };
-        let (tx, done) = crossbeam_channel::unbounded();
+        let (done_tx, done) = crossbeam_channel::unbounded();
         let shared = Shared {
             module: module.clone(),
             policy: Arc::new(policy),
             kwargs: Value::Object(run_function_kwargs).to_string().into(),
             storage: storage.clone(),
         };
-        let pool = ThreadPool::start(num_workers, shared, tx)?;
         let now = Instant::now();
-        Ok(Evaluator {
+        let mut evaluator = Evaluator {
             method,
             num_workers,
             module,
+            shared,
+            retries,
             storage,
             search_id,
             callbacks,
@@ -158,13 +165,44 @@ impl Evaluator {
             pending: HashMap::new(),
             own: HashSet::new(),
             done,
-            pool,
+            done_tx,
+            pool: None,
             submitted: 0,
             gathered: 0,
             offset: 0,
             max_submitted: None,
             cursor: 0,
-        })
+        };
+        evaluator.backend()?;
+        Ok(evaluator)
+    }
+
+    /// The running backend, started if needed.
+    fn backend(&mut self) -> Result<&dyn Backend> {
+        if self.pool.is_none() {
+            let (shared, done) = (self.shared.clone(), self.done_tx.clone());
+            self.pool = Some(match self.method {
+                Method::Serial | Method::Thread => {
+                    Box::new(ThreadPool::start(self.num_workers, shared, done)?)
+                }
+                Method::Process => Box::new(ProcessPool::start(
+                    self.num_workers,
+                    shared,
+                    self.signals.clone(),
+                    self.retries,
+                    done,
+                )?),
+            });
+        }
+        Ok(self.pool.as_deref().expect("started above"))
+    }
+
+    /// The pids of the worker processes (process method; empty otherwise).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.pool
+            .as_ref()
+            .map(|p| p.worker_pids())
+            .unwrap_or_default()
     }
 
     /// Starts building an evaluator for `run_function`.
@@ -229,7 +267,7 @@ impl Evaluator {
             cb.on_launch(&job);
         }
         let control = Arc::new(JobControl::new(self.signals.clone()));
-        self.pool.dispatch(Task {
+        self.backend()?.dispatch(Task {
             id: id.clone(),
             config: Value::Object(job.config.clone()).to_string(),
             control: control.clone(),
@@ -310,17 +348,23 @@ impl Evaluator {
         match self.pending.get(job_id) {
             Some(p) => {
                 p.control.cancel();
+                if let Some(pool) = &self.pool {
+                    pool.cancel(job_id);
+                }
                 true
             }
             None => false,
         }
     }
 
-    /// Stops every running and queued job and returns every job not gathered yet: finished
-    /// ones as they are, the others CANCELLED with `"F_CANCELLED"`. The evaluator can be used
-    /// again afterwards.
+    /// Stops every running and queued job, returns every job not gathered yet (finished ones
+    /// as they are, the others CANCELLED with `"F_CANCELLED"`), and stops the workers (worker
+    /// processes are reaped). The evaluator can be used again: `submit` starts new workers.
     pub fn close(&mut self) -> Vec<Job> {
         self.signals.set_closing(true);
+        if let Some(pool) = &self.pool {
+            pool.set_closing(true);
+        }
         let mut jobs = Vec::with_capacity(self.pending.len());
         while !self.pending.is_empty() {
             let Ok(finished) = self.done.recv() else {
@@ -337,6 +381,7 @@ impl Evaluator {
                 }
             }
         }
+        self.pool = None;
         self.signals.set_closing(false);
         for cb in &mut self.callbacks {
             cb.on_gather(&jobs, &[]);
@@ -360,8 +405,11 @@ impl Evaluator {
     pub fn set_timeout(&mut self, timeout: Option<Duration>) {
         self.timeout = timeout;
         self.timeout_set = Instant::now();
-        self.signals
-            .set_deadline(timeout.map(|t| self.timeout_set + t));
+        let deadline = timeout.map(|t| self.timeout_set + t);
+        self.signals.set_deadline(deadline);
+        if let Some(pool) = &self.pool {
+            pool.set_deadline(deadline);
+        }
     }
 
     /// Seconds left before the evaluator-wide time limit (negative once past), if set.
@@ -398,6 +446,8 @@ impl Drop for Evaluator {
         if !self.pending.is_empty() {
             self.close();
         }
+        // Dropping the backend stops its workers and waits for them.
+        self.pool = None;
     }
 }
 

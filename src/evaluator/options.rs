@@ -14,8 +14,9 @@ use crate::storage::Storage;
 
 /// What DeepHyper's `method_kwargs` hold, plus the sandbox policy and the compile cache.
 pub struct EvaluatorOptions {
-    /// Number of worker threads (`thread`); `serial` always uses one. Default 1.
-    pub num_workers: usize,
+    /// Number of workers (threads or processes); `serial` always uses one. Default: the
+    /// number of cores.
+    pub num_workers: Option<usize>,
     /// Hooks called on submit, done, gather and close.
     pub callbacks: Vec<Box<dyn Callback>>,
     /// Passed to every job as JSON (`job.kwargs()`, or `WASMEVAL_KWARGS` for commands).
@@ -28,18 +29,21 @@ pub struct EvaluatorOptions {
     pub policy: Policy,
     /// Where compiled modules are cached.
     pub cache: CacheDir,
+    /// How many times a job whose worker process died is run again (process method).
+    pub retries: u32,
 }
 
 impl Default for EvaluatorOptions {
     fn default() -> Self {
         EvaluatorOptions {
-            num_workers: 1,
+            num_workers: None,
             callbacks: Vec::new(),
             run_function_kwargs: Map::new(),
             storage: None,
             search_id: None,
             policy: Policy::default(),
             cache: CacheDir::Default,
+            retries: 0,
         }
     }
 }
@@ -73,14 +77,14 @@ impl EvaluatorBuilder {
         }
     }
 
-    /// Serial (default) or thread.
+    /// Serial (default), thread or process.
     pub fn method(mut self, method: Method) -> Self {
         self.method = method;
         self
     }
     /// Number of workers.
     pub fn num_workers(mut self, n: usize) -> Self {
-        self.options.num_workers = n;
+        self.options.num_workers = Some(n);
         self
     }
     /// Adds a callback.
@@ -131,6 +135,11 @@ impl EvaluatorBuilder {
     /// Grants an environment variable.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.options.policy.env.push((key.into(), value.into()));
+        self
+    }
+    /// Runs a job again, up to `n` times, when its worker process dies (process method).
+    pub fn retries(mut self, n: u32) -> Self {
+        self.options.retries = n;
         self
     }
     /// Sets the compile cache.

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 
 /// Where compiled modules are kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CacheDir {
     /// `$WASMEVAL_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmeval`, else `~/.cache/wasmeval`.
     Default,

@@ -49,13 +49,20 @@ pub fn engine_for(policy: &Policy) -> Result<Engine> {
     if let Some(engine) = map.get(&key) {
         return Ok(engine.clone());
     }
-    let engine = Engine::new(&config(key.0, key.1))
+    let engine = Engine::new(&config(key.0, key.1, true))
         .map_err(|e| Error::Sandbox(format!("cannot create the wasmtime engine: {e:#}")))?;
     map.insert(key, engine.clone());
     Ok(engine)
 }
 
-fn config(fuel: bool, stack: usize) -> Config {
+/// An engine for compiling only (no pooling allocator, no address space reserved), with the
+/// settings that shape compiled code identical to [`engine_for`]'s: its output loads there.
+pub fn compile_engine(policy: &Policy) -> Result<Engine> {
+    Engine::new(&config(policy.fuel.is_some(), policy.max_wasm_stack, false))
+        .map_err(|e| Error::Sandbox(format!("cannot create the wasmtime engine: {e:#}")))
+}
+
+fn config(fuel: bool, stack: usize, pooling: bool) -> Config {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(POOL_COMPONENT_INSTANCES)
         .total_core_instances(4 * POOL_COMPONENT_INSTANCES)
@@ -73,7 +80,9 @@ fn config(fuel: bool, stack: usize) -> Config {
     let mut c = Config::new();
     c.epoch_interruption(true)
         .consume_fuel(fuel)
-        .max_wasm_stack(stack)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        .max_wasm_stack(stack);
+    if pooling {
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
     c
 }

@@ -3,6 +3,7 @@
 
 pub mod cache;
 mod clock;
+pub mod compile;
 pub mod control;
 pub mod engine;
 pub(crate) mod host;

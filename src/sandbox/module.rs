@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use wasmtime::component::{Component, ComponentExportIndex, HasSelf, types::ComponentItem};
 use wasmtime::{Engine, Module};
@@ -12,7 +13,7 @@ use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use crate::error::{Error, Result};
 use crate::sandbox::cache::{self, CacheDir};
 use crate::sandbox::host::{Host, P2, wasmeval};
-use crate::sandbox::{Policy, clock, engine};
+use crate::sandbox::{Policy, clock, compile, engine};
 
 /// Where a run function comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +108,9 @@ pub struct LoadedModule {
     pub sha256: String,
     pub(crate) engine: Engine,
     pub(crate) prepared: Prepared,
+    /// The compiled code, for worker processes.
+    pub(crate) code: Arc<Vec<u8>>,
+    pub(crate) component: bool,
 }
 
 impl fmt::Debug for LoadedModule {
@@ -124,8 +128,9 @@ const CORE_VERSION: [u8; 4] = [1, 0, 0, 0];
 const COMPONENT_VERSION: [u8; 4] = [0x0d, 0, 1, 0];
 
 impl LoadedModule {
-    /// Loads `source` for jobs under `policy`, compiling through `cache`. Every problem is
-    /// reported here, before any job starts, with the file name and the reason.
+    /// Loads `source` for jobs under `policy`, compiling through `cache` (in a bounded child
+    /// process when the module is not cached yet). Every problem is reported here, before any
+    /// job starts, with the file name and the reason.
     pub fn load(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Result<LoadedModule> {
         let name = source.name();
         let refuse = |reason: String| Error::Module {
@@ -145,20 +150,55 @@ impl LoadedModule {
                 describe_start(&bytes)
             )));
         };
-        let version: [u8; 4] = wasm
-            .get(4..8)
-            .and_then(|v| v.try_into().ok())
-            .unwrap_or_default();
-        let engine = engine::engine_for(policy)?;
-        let sha256 = cache::sha256_hex(&wasm);
-        let prepared = match version {
-            CORE_VERSION => prepare_core(&engine, &compile_core(&engine, &wasm, cache).map_err(&refuse)?),
-            COMPONENT_VERSION => {
-                prepare_component(&engine, &compile_component(&engine, &wasm, cache).map_err(&refuse)?)
+        let component = match wasm.get(4..8) {
+            Some(v) if v == CORE_VERSION => false,
+            Some(v) if v == COMPONENT_VERSION => true,
+            other => {
+                return Err(refuse(format!(
+                    "unknown WebAssembly binary version {:02x?}; expected a core module (01 00 00 00) \
+                     or a component (0d 00 01 00)",
+                    other.unwrap_or_default()
+                )));
             }
-            other => Err(format!(
-                "unknown WebAssembly binary version {other:02x?}; expected a core module (01 00 00 00) or a component (0d 00 01 00)"
-            )),
+        };
+        let engine = engine::engine_for(policy)?;
+        let code = compiled(&engine, &wasm, cache, || {
+            compile::compile_bounded(policy, &wasm, component)
+        })
+        .map_err(&refuse)?;
+        LoadedModule::from_code(
+            name.clone(),
+            cache::sha256_hex(&wasm),
+            component,
+            &code,
+            policy,
+        )
+    }
+
+    /// Loads code compiled by [`LoadedModule::load`] (in a worker process).
+    pub(crate) fn from_code(
+        name: PathBuf,
+        sha256: String,
+        component: bool,
+        code: &[u8],
+        policy: &Policy,
+    ) -> Result<LoadedModule> {
+        let refuse = |reason: String| Error::Module {
+            path: name.clone(),
+            reason,
+        };
+        let engine = engine::engine_for(policy)?;
+        let prepared = if component {
+            // SAFETY: `code` was compiled by this host's own compiler process, or read from the
+            // private cache after its checksum matched what this host wrote.
+            let c = unsafe { Component::deserialize(&engine, code) }
+                .map_err(|e| refuse(format!("cannot load the compiled component: {e:#}")))?;
+            prepare_component(&engine, &c)
+        } else {
+            // SAFETY: as above.
+            let m = unsafe { Module::deserialize(&engine, code) }
+                .map_err(|e| refuse(format!("cannot load the compiled module: {e:#}")))?;
+            prepare_core(&engine, &m)
         }
         .map_err(refuse)?;
         let kind = match prepared {
@@ -172,6 +212,8 @@ impl LoadedModule {
             sha256,
             engine,
             prepared,
+            code: Arc::new(code.to_vec()),
+            component,
         })
     }
 }
@@ -191,28 +233,13 @@ fn describe_start(bytes: &[u8]) -> String {
     format!("{head:02x?}")
 }
 
-/// Compiles (or loads from the cache) a core module.
-fn compile_core(engine: &Engine, wasm: &[u8], dir: &CacheDir) -> Result<Module, String> {
-    let code = compiled(engine, wasm, dir, |w| engine.precompile_module(w))?;
-    // SAFETY: `code` was produced by `precompile_module` in this process, or read from the
-    // private cache after its checksum matched what this host wrote.
-    unsafe { Module::deserialize(engine, &code) }
-        .map_err(|e| format!("cannot load the compiled module: {e:#}"))
-}
-
-/// Compiles (or loads from the cache) a component.
-fn compile_component(engine: &Engine, wasm: &[u8], dir: &CacheDir) -> Result<Component, String> {
-    let code = compiled(engine, wasm, dir, |w| engine.precompile_component(w))?;
-    // SAFETY: as in `compile_core`.
-    unsafe { Component::deserialize(engine, &code) }
-        .map_err(|e| format!("cannot load the compiled component: {e:#}"))
-}
-
+/// The compiled code of `wasm`: from the cache when a verified entry exists, else from
+/// `compile`, then stored in the cache.
 fn compiled(
     engine: &Engine,
     wasm: &[u8],
     dir: &CacheDir,
-    compile: impl Fn(&[u8]) -> wasmtime::Result<Vec<u8>>,
+    compile: impl FnOnce() -> Result<Vec<u8>, String>,
 ) -> Result<Vec<u8>, String> {
     let path = dir
         .path()
@@ -221,7 +248,7 @@ fn compiled(
     if let Some(code) = path.as_deref().and_then(cache::read) {
         return Ok(code);
     }
-    let code = compile(wasm).map_err(|e| format!("invalid WebAssembly: {e:#}"))?;
+    let code = compile()?;
     if let Some(path) = &path {
         // A cache that cannot be written only costs a compile next time.
         let _ = cache::write(path, &code);

@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// One MiB.
 pub const MIB: usize = 1 << 20;
 
 /// A host directory made visible to guests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirGrant {
     /// The directory on the host.
     pub host: PathBuf,
@@ -39,7 +41,7 @@ impl DirGrant {
 /// Per-job limits and grants, fixed for an evaluator. Deny by default: no directories, no
 /// environment variables, no arguments, no sockets, stdin closed (commands get the
 /// configuration on stdin). The defaults are finite except the wall-clock limit.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
     /// Wall-clock limit of one job; `None` (the default) means no limit.
     pub timeout: Option<Duration>,
@@ -65,6 +67,11 @@ pub struct Policy {
     pub dirs: Vec<DirGrant>,
     /// Environment variables granted to the guest.
     pub env: Vec<(String, String)>,
+    /// Time limit for compiling the module (default 60 s); a slower module is refused.
+    pub compile_timeout: Duration,
+    /// Address-space limit of the compiling process, in bytes (default 4 GiB); a module that
+    /// needs more to compile is refused.
+    pub compile_memory: usize,
 }
 
 impl Default for Policy {
@@ -82,6 +89,8 @@ impl Default for Policy {
             max_records: 10_000,
             dirs: Vec::new(),
             env: Vec::new(),
+            compile_timeout: Duration::from_secs(60),
+            compile_memory: 4 << 30,
         }
     }
 }

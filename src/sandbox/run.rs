@@ -50,6 +50,22 @@ pub struct RunOutput {
     pub ended: Instant,
 }
 
+impl RunOutput {
+    /// The ending of a job that never ran, or whose worker ended it from outside.
+    pub fn without_run(failure: Failure) -> RunOutput {
+        let now = Instant::now();
+        RunOutput {
+            result: Err(failure),
+            records: Vec::new(),
+            log: String::new(),
+            truncated: false,
+            fuel_used: None,
+            started: now,
+            ended: now,
+        }
+    }
+}
+
 /// How the call ended: a result (`None` for commands, whose result is on stdout), an error the
 /// guest reported, or a trap.
 enum Ending {

@@ -80,7 +80,7 @@ pub fn run_one(b: EvaluatorBuilder, config: Value) -> Job {
 }
 
 /// The methods every evaluator test runs against.
-pub const METHODS: [Method; 2] = [Method::Serial, Method::Thread];
+pub const METHODS: [Method; 3] = [Method::Serial, Method::Thread, Method::Process];
 
 /// A generous bound for "stops well within".
 pub const WITHIN: Duration = Duration::from_secs(10);

@@ -348,6 +348,7 @@ fn maximum_jobs_to_json_and_counters() {
         let expected = match method {
             Method::Serial => json!({"type": "SerialEvaluator", "num_workers": 1}),
             Method::Thread => json!({"type": "ThreadPoolEvaluator", "num_workers": 3}),
+            Method::Process => json!({"type": "ProcessPoolEvaluator", "num_workers": 3}),
         };
         assert_eq!(e.to_json(), expected);
         e.set_maximum_num_jobs_submitted(3);
@@ -370,7 +371,7 @@ fn create_takes_dee_hyper_style_options() {
         ackley(),
         Method::Thread,
         EvaluatorOptions {
-            num_workers: 2,
+            num_workers: Some(2),
             storage: Some(storage.clone()),
             cache: wasmeval::CacheDir::Disabled,
             ..Default::default()

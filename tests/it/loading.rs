@@ -106,3 +106,33 @@ fn a_component_whose_run_has_the_wrong_type_is_refused() {
         "{msg}"
     );
 }
+
+#[test]
+fn compilation_is_bounded_in_time_and_memory_and_the_next_load_works() {
+    use wasmeval::{CacheDir, LoadedModule, Policy};
+    let module = RunFunction::File(guest("ackley"));
+    let slow = Policy {
+        compile_timeout: std::time::Duration::from_millis(1),
+        ..Default::default()
+    };
+    let err = LoadedModule::load(&module, &slow, &CacheDir::Disabled)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ackley.wasm") && err.contains("compiling took longer than the limit"),
+        "{err}"
+    );
+    let small = Policy {
+        compile_memory: 8 << 20,
+        ..Default::default()
+    };
+    let err = LoadedModule::load(&module, &small, &CacheDir::Disabled)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ackley.wasm") && err.contains("too big to compile"),
+        "{err}"
+    );
+    let ok = LoadedModule::load(&module, &Policy::default(), &CacheDir::Disabled).unwrap();
+    assert_eq!(ok.kind, ModuleKind::Objective);
+}

@@ -8,5 +8,6 @@ mod cli;
 mod commands;
 mod evaluator;
 mod loading;
+mod process;
 mod sandbox;
 mod tokio_use;

@@ -1,0 +1,485 @@
+//! The process method: long-lived worker processes, one per core by default. A crash or a
+//! runaway job takes down at most one worker, which is replaced at once.
+//!
+//! For each worker the parent keeps two threads: a feeder that streams jobs into the
+//! worker's stdin with a window of several jobs in flight, and a supervisor that reads the
+//! results from its stdout, in order, and replaces the worker when it dies. A watchdog kills
+//! a worker whose job outlives its time limit plus a grace period.
+
+use std::collections::VecDeque;
+use std::io::{BufReader, BufWriter, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select};
+
+use crate::backend::{Backend, Finished, Shared, Task};
+use crate::ipc;
+use crate::job::{Failure, FailureKind, JobId, JobStatus};
+use crate::sandbox::{RunOutput, Signals};
+use crate::worker::{self, FromWorker, ToWorker};
+
+/// Jobs in flight per worker: enough to hide the pipe latency.
+pub const WINDOW: usize = 16;
+
+/// How long past its limit a job may run before the parent kills its worker.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+struct Queued {
+    task: Task,
+    attempts: u32,
+}
+
+struct Sent {
+    seq: u64,
+    queued: Queued,
+}
+
+#[derive(Default)]
+struct SlotState {
+    stdin: Option<BufWriter<ChildStdin>>,
+    pid: Option<u32>,
+    in_flight: VecDeque<Sent>,
+    head_since: Option<Instant>,
+    killed: Option<FailureKind>,
+    next_seq: u64,
+}
+
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    room: Condvar,
+}
+
+struct Pool {
+    shared: Shared,
+    binary: std::path::PathBuf,
+    signals: Arc<Signals>,
+    done: Sender<Finished>,
+    tasks: Receiver<Queued>,
+    retry_tx: Sender<Queued>,
+    retry: Receiver<Queued>,
+    slots: Vec<Slot>,
+    retries: u32,
+    stopping: AtomicBool,
+}
+
+/// A pool of worker processes.
+pub struct ProcessPool {
+    pool: Arc<Pool>,
+    tasks: Option<Sender<Queued>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ProcessPool {
+    /// Starts `workers` worker processes running `shared.module`, reporting on `done`. A job
+    /// whose worker dies is run again up to `retries` times.
+    pub fn start(
+        workers: usize,
+        shared: Shared,
+        signals: Arc<Signals>,
+        retries: u32,
+        done: Sender<Finished>,
+    ) -> crate::Result<ProcessPool> {
+        let binary = worker::binary()?;
+        let (tasks_tx, tasks) = crossbeam_channel::unbounded();
+        let (retry_tx, retry) = crossbeam_channel::unbounded();
+        let pool = Arc::new(Pool {
+            shared,
+            binary,
+            signals,
+            done,
+            tasks,
+            retry_tx,
+            retry,
+            slots: (0..workers.max(1)).map(|_| Slot::default()).collect(),
+            retries,
+            stopping: AtomicBool::new(false),
+        });
+        // Each supervisor starts its own worker (a worker dies with the thread that started
+        // it). Their first starts are awaited, so that a module or binary that cannot run is
+        // an error of `create`, not of every job.
+        let (first_tx, first_rx) = crossbeam_channel::bounded(pool.slots.len());
+        let mut threads = Vec::new();
+        for i in 0..pool.slots.len() {
+            let (p, tx) = (pool.clone(), Some(first_tx.clone()));
+            threads.push(named(format!("wasmeval-supervise-{i}"), move || {
+                supervise(&p, i, tx)
+            })?);
+            let p = pool.clone();
+            threads.push(named(format!("wasmeval-feed-{i}"), move || feed(&p, i))?);
+        }
+        drop(first_tx);
+        let started = (0..pool.slots.len()).try_for_each(|_| {
+            first_rx
+                .recv()
+                .unwrap_or_else(|_| Err("the worker supervisor ended".into()))
+        });
+        if let Err(e) = started {
+            let mut failed = ProcessPool {
+                pool,
+                tasks: Some(tasks_tx),
+                threads,
+            };
+            failed.stop();
+            return Err(crate::Error::Sandbox(e));
+        }
+        let p = pool.clone();
+        threads.push(named("wasmeval-watchdog".into(), move || watchdog(&p))?);
+        Ok(ProcessPool {
+            pool,
+            tasks: Some(tasks_tx),
+            threads,
+        })
+    }
+}
+
+fn named(name: String, f: impl FnOnce() + Send + 'static) -> crate::Result<JoinHandle<()>> {
+    Ok(std::thread::Builder::new().name(name).spawn(f)?)
+}
+
+impl Backend for ProcessPool {
+    fn dispatch(&self, task: Task) {
+        if let Some(tx) = &self.tasks {
+            let _ = tx.send(Queued { task, attempts: 0 });
+        }
+    }
+
+    fn cancel(&self, id: &JobId) {
+        self.pool
+            .broadcast(&ToWorker::Cancel { id: id.to_string() });
+    }
+
+    fn set_deadline(&self, deadline: Option<Instant>) {
+        self.pool.broadcast(&ToWorker::Deadline {
+            deadline_in: deadline.map(|d| d.saturating_duration_since(Instant::now())),
+        });
+    }
+
+    fn set_closing(&self, closing: bool) {
+        self.pool.broadcast(&ToWorker::Closing(closing));
+    }
+
+    fn worker_pids(&self) -> Vec<u32> {
+        self.pool
+            .slots
+            .iter()
+            .filter_map(|s| s.state.lock().unwrap().pid)
+            .collect()
+    }
+}
+
+impl Drop for ProcessPool {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl ProcessPool {
+    /// Stops every worker (SIGKILL), reaps it, and joins the threads.
+    fn stop(&mut self) {
+        self.pool.stopping.store(true, Ordering::SeqCst);
+        self.tasks.take();
+        for slot in &self.pool.slots {
+            let mut st = slot.state.lock().unwrap();
+            st.stdin.take();
+            if let Some(pid) = st.pid {
+                kill(pid);
+            }
+            slot.room.notify_all();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn kill(pid: u32) {
+    // SAFETY: kill sends a signal to a child we spawned and have not reaped yet.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+}
+
+impl Pool {
+    fn broadcast(&self, msg: &ToWorker) {
+        for slot in &self.slots {
+            let mut st = slot.state.lock().unwrap();
+            if let Some(w) = st.stdin.as_mut() {
+                // A dead worker is replaced by its supervisor, which sends the current state.
+                let _ = ipc::write_frame(w, msg).and_then(|()| w.flush());
+            }
+        }
+    }
+
+    fn finish(&self, task: Task, output: RunOutput) {
+        let _ = self.done.send(Finished {
+            id: task.id,
+            output,
+        });
+    }
+}
+
+type Worker = (Child, BufWriter<ChildStdin>, BufReader<ChildStdout>);
+
+/// Starts a worker and waits until it has loaded the module.
+fn spawn(pool: &Pool) -> Result<Worker, String> {
+    let mut child = Command::new(&pool.binary)
+        .env(worker::ENV, worker::RUN)
+        .env(worker::PARENT_ENV, std::process::id().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start the worker {}: {e}", pool.binary.display()))?;
+    let mut stdin = BufWriter::new(child.stdin.take().expect("piped"));
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let m = &pool.shared.module;
+    let setup = ToWorker::Setup(Box::new(worker::Setup {
+        name: m.name.clone(),
+        sha256: m.sha256.clone(),
+        component: m.component,
+        policy: (*pool.shared.policy).clone(),
+        kwargs: pool.shared.kwargs.to_string(),
+        deadline_in: pool
+            .signals
+            .deadline()
+            .map(|d| d.saturating_duration_since(Instant::now())),
+    }));
+    let sent = ipc::write_frame(&mut stdin, &setup)
+        .and_then(|()| ipc::write_raw(&mut stdin, &m.code))
+        .and_then(|()| stdin.flush());
+    let answer = ipc::read_frame::<FromWorker>(&mut stdout, &mut Vec::new());
+    match (sent, answer) {
+        (Ok(()), Ok(Some(FromWorker::Ready))) => Ok((child, stdin, stdout)),
+        (_, Ok(Some(FromWorker::Failed(e)))) => {
+            let _ = child.wait();
+            Err(e)
+        }
+        (_, other) => {
+            let _ = child.kill();
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+            Err(format!(
+                "the worker {} did not start ({status}{}); is it a program that calls \
+                 wasmeval::worker::init() first?",
+                pool.binary.display(),
+                other.err().map(|e| format!(", {e}")).unwrap_or_default()
+            ))
+        }
+    }
+}
+
+/// Keeps slot `i` supplied with a live worker and turns its output into results. The
+/// first start is reported on `first`, if given; a failed start then ends the supervisor.
+fn supervise(pool: &Pool, i: usize, mut first: Option<Sender<Result<(), String>>>) {
+    let slot = &pool.slots[i];
+    let mut buf = Vec::new();
+    while !pool.stopping.load(Ordering::SeqCst) {
+        let started = spawn(pool);
+        if let Some(tx) = first.take() {
+            let failed = started.is_err();
+            let _ = tx.send(started.as_ref().map(|_| ()).map_err(Clone::clone));
+            if failed {
+                return;
+            }
+        }
+        let (mut child, stdin, mut stdout) = match started {
+            Ok(w) => w,
+            Err(e) => {
+                fail_in_flight(pool, slot, &e);
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        {
+            let mut st = slot.state.lock().unwrap();
+            st.pid = Some(child.id());
+            st.stdin = Some(stdin);
+            if pool.stopping.load(Ordering::SeqCst) {
+                kill(child.id());
+            }
+            slot.room.notify_all();
+        }
+        while let Ok(Some(FromWorker::Done { seq, output })) =
+            ipc::read_frame(&mut stdout, &mut buf)
+        {
+            let received = Instant::now();
+            let sent = {
+                let mut st = slot.state.lock().unwrap();
+                if st.in_flight.front().map(|s| s.seq) != Some(seq) {
+                    break;
+                }
+                let sent = st.in_flight.pop_front().expect("checked");
+                st.head_since = st.in_flight.front().map(|_| received);
+                if let Some(next) = st.in_flight.front() {
+                    let _ = pool
+                        .shared
+                        .storage
+                        .store_job_status(&next.queued.task.id, JobStatus::Running);
+                }
+                slot.room.notify_all();
+                sent
+            };
+            pool.finish(sent.queued.task, output.into_output(received));
+        }
+        // The worker is gone (or spoke out of turn): reap it and settle its jobs.
+        let (in_flight, killed) = {
+            let mut st = slot.state.lock().unwrap();
+            st.stdin = None;
+            st.pid = None;
+            kill(child.id());
+            st.head_since = None;
+            (std::mem::take(&mut st.in_flight), st.killed.take())
+        };
+        let status = child
+            .wait()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| e.to_string());
+        if pool.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut rest = in_flight.into_iter();
+        if let Some(head) = rest.next() {
+            let Queued { task, attempts } = head.queued;
+            match killed {
+                Some(kind) => pool.finish(
+                    task,
+                    RunOutput::without_run(Failure::new(
+                        kind,
+                        format!("the worker was killed: the job ran {GRACE:?} past its time limit"),
+                    )),
+                ),
+                None if attempts < pool.retries => {
+                    let _ = pool.retry_tx.send(Queued {
+                        task,
+                        attempts: attempts + 1,
+                    });
+                }
+                None => pool.finish(
+                    task,
+                    RunOutput::without_run(Failure::new(
+                        FailureKind::WorkerCrashed,
+                        format!("worker crashed: the worker process ended ({status})"),
+                    )),
+                ),
+            }
+        }
+        // Jobs behind the running one never started: they go back to the queue as they were.
+        for sent in rest {
+            let _ = pool.retry_tx.send(sent.queued);
+        }
+    }
+}
+
+fn fail_in_flight(pool: &Pool, slot: &Slot, error: &str) {
+    let in_flight = std::mem::take(&mut slot.state.lock().unwrap().in_flight);
+    for sent in in_flight {
+        pool.finish(
+            sent.queued.task,
+            RunOutput::without_run(Failure::new(FailureKind::WorkerCrashed, error)),
+        );
+    }
+}
+
+/// Streams jobs into slot `i`'s worker, keeping at most [`WINDOW`] in flight.
+fn feed(pool: &Pool, i: usize) {
+    let slot = &pool.slots[i];
+    loop {
+        {
+            let mut st = slot.state.lock().unwrap();
+            if st.in_flight.len() >= WINDOW
+                && let Some(w) = st.stdin.as_mut()
+            {
+                // The window is full: send what is buffered before waiting for room.
+                let _ = w.flush();
+            }
+            while (st.stdin.is_none() || st.in_flight.len() >= WINDOW)
+                && !pool.stopping.load(Ordering::SeqCst)
+            {
+                st = slot.room.wait(st).unwrap();
+            }
+            if pool.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+        let next = match pool.retry.try_recv().or_else(|_| pool.tasks.try_recv()) {
+            Ok(q) => q,
+            Err(_) => {
+                // Nothing waiting: send what is buffered, then block for the next job.
+                if let Some(w) = slot.state.lock().unwrap().stdin.as_mut() {
+                    let _ = w.flush();
+                }
+                select! {
+                    recv(pool.retry) -> q => match q { Ok(q) => q, Err(_) => return },
+                    recv(pool.tasks) -> q => match q { Ok(q) => q, Err(_) => return },
+                }
+            }
+        };
+        if let Some(why) = next.task.control.stop_reason(Instant::now(), None) {
+            let message = "the job was stopped before it started: cancelled, evaluator closing or its deadline passed";
+            pool.finish(
+                next.task,
+                RunOutput::without_run(Failure::new(why, message)),
+            );
+            continue;
+        }
+        let mut st = slot.state.lock().unwrap();
+        let seq = st.next_seq;
+        let frame = ToWorker::Job {
+            seq,
+            id: next.task.id.to_string(),
+            config: next.task.config.clone(),
+        };
+        let Some(w) = st.stdin.as_mut() else {
+            drop(st);
+            let _ = pool.retry_tx.send(next);
+            continue;
+        };
+        if ipc::write_frame(w, &frame).is_err() {
+            // The worker died; its supervisor settles what was in flight.
+            drop(st);
+            let _ = pool.retry_tx.send(next);
+            continue;
+        }
+        st.next_seq += 1;
+        if st.in_flight.is_empty() {
+            st.head_since = Some(Instant::now());
+            let _ = pool
+                .shared
+                .storage
+                .store_job_status(&next.task.id, JobStatus::Running);
+        }
+        st.in_flight.push_back(Sent { seq, queued: next });
+    }
+}
+
+/// Kills workers whose running job outlived its limit by [`GRACE`].
+fn watchdog(pool: &Pool) {
+    while !pool.stopping.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = Instant::now();
+        for slot in &pool.slots {
+            let mut st = slot.state.lock().unwrap();
+            let (Some(since), Some(pid)) = (st.head_since, st.pid) else {
+                continue;
+            };
+            let own = pool
+                .shared
+                .policy
+                .timeout
+                .map(|t| (since + t, FailureKind::Timeout));
+            let evaluator = pool.signals.deadline().map(|d| (d, FailureKind::Cancelled));
+            let late = [own, evaluator]
+                .into_iter()
+                .flatten()
+                .find(|(limit, _)| now > *limit + GRACE);
+            if let Some((_, kind)) = late
+                && st.killed.is_none()
+            {
+                st.killed = Some(kind);
+                kill(pid);
+            }
+        }
+    }
+}

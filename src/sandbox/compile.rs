@@ -1,0 +1,124 @@
+//! Bounded compilation: an untrusted module is compiled in a child process under a time
+//! limit and an address-space limit (`RLIMIT_AS`), so a module that is too slow or too big
+//! to compile is refused with a clear error and the evaluator lives on.
+
+use std::io::{BufReader, BufWriter, Write};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ipc;
+use crate::sandbox::{Policy, engine};
+use crate::worker;
+
+/// What the compiling child is asked.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Request {
+    pub policy: Policy,
+    pub component: bool,
+}
+
+/// Compiles `wasm` in a child process under `policy`'s compile limits; returns the code.
+pub fn compile_bounded(policy: &Policy, wasm: &[u8], component: bool) -> Result<Vec<u8>, String> {
+    let binary = worker::binary().map_err(|e| e.to_string())?;
+    let mut child = Command::new(&binary)
+        .env(worker::ENV, worker::COMPILE)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start the compiler process {}: {e}",
+                binary.display()
+            )
+        })?;
+    let mut stdin = BufWriter::new(child.stdin.take().expect("piped"));
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        let answer: Option<Result<(), String>> = ipc::read_frame(&mut out, &mut buf).ok().flatten();
+        let code = match answer {
+            Some(Ok(())) => ipc::read_raw(&mut out, &mut buf)
+                .ok()
+                .filter(|got| *got)
+                .map(|_| Ok(buf)),
+            Some(Err(e)) => Some(Err(e)),
+            None => None,
+        };
+        let _ = tx.send(code);
+    });
+    let request = Request {
+        policy: policy.clone(),
+        component,
+    };
+    // A child that dies early closes its stdin: its exit status tells why, below.
+    let _ = ipc::write_frame(&mut stdin, &request)
+        .and_then(|()| ipc::write_raw(&mut stdin, wasm))
+        .and_then(|()| stdin.flush());
+    drop(stdin);
+    let answer = rx.recv_timeout(policy.compile_timeout);
+    if answer.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!(
+            "compiling took longer than the limit of {:?}; the module is refused",
+            policy.compile_timeout
+        ));
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    match answer.ok().flatten() {
+        Some(Ok(code)) => Ok(code),
+        Some(Err(e)) => Err(e),
+        None => {
+            let detail = std::io::read_to_string(stderr).unwrap_or_default();
+            Err(format!(
+                "the compiler process failed ({status}) within the address-space limit of {} MiB; \
+                 the module is too big to compile{}",
+                policy.compile_memory >> 20,
+                if detail.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", detail.trim())
+                }
+            ))
+        }
+    }
+}
+
+/// The compiling child: reads a [`Request`] and the wasm, limits its own address space,
+/// compiles, and answers with the code or the error.
+pub(crate) fn child_main() -> i32 {
+    let mut input = std::io::stdin().lock();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut buf = Vec::new();
+    let Ok(Some(request)) = ipc::read_frame::<Request>(&mut input, &mut buf) else {
+        return 2;
+    };
+    if !matches!(ipc::read_raw(&mut input, &mut buf), Ok(true)) {
+        return 2;
+    }
+    worker::limit_address_space(request.policy.compile_memory);
+    let result = engine::compile_engine(&request.policy)
+        .map_err(|e| e.to_string())
+        .and_then(|engine| {
+            if request.component {
+                engine.precompile_component(&buf)
+            } else {
+                engine.precompile_module(&buf)
+            }
+            .map_err(|e| format!("invalid WebAssembly: {e:#}"))
+        });
+    let sent = match &result {
+        Ok(code) => ipc::write_frame(&mut out, &Ok::<(), String>(()))
+            .and_then(|()| ipc::write_raw(&mut out, code)),
+        Err(e) => ipc::write_frame(&mut out, &Err::<(), String>(e.clone())),
+    };
+    if sent.and_then(|()| out.flush()).is_err() {
+        return 1;
+    }
+    0
+}

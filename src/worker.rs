@@ -1,0 +1,307 @@
+//! Worker processes: the process backend runs jobs in them, and every backend compiles
+//! untrusted modules in one (see [`crate::sandbox::compile`]).
+//!
+//! A program that embeds wasmeval calls [`init`] at the top of `main`: when the process was
+//! started as a worker, `init` runs the worker and exits; otherwise it returns at once and
+//! marks the current executable as the worker binary, so nothing else has to be installed.
+//!
+//! ```no_run
+//! # fn the_program() {}
+//! fn main() {
+//!     wasmeval::worker::init();
+//!     the_program(); // which may create evaluators, with any method
+//! }
+//! ```
+//!
+//! Without `init`, the worker binary is, in order: the one set with [`set_binary`],
+//! `$WASMEVAL_WORKER_BIN`, a `wasmeval` executable next to the current executable or in its
+//! parent directory (as `cargo test` lays them out), then `wasmeval` on the `PATH`.
+
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ipc;
+use crate::job::Failure;
+use crate::sandbox::{JobControl, JobInput, LoadedModule, Policy, RunOutput, Signals};
+
+/// The environment variable that makes a process a worker; its value is the role.
+pub const ENV: &str = "WASMEVAL_WORKER";
+/// The role of a job-running worker.
+pub const RUN: &str = "run";
+/// The role of a compiling child.
+pub const COMPILE: &str = "compile";
+/// The environment variable holding the parent's pid, so a worker notices an early death.
+pub const PARENT_ENV: &str = "WASMEVAL_PARENT_PID";
+
+static INIT: AtomicBool = AtomicBool::new(false);
+
+fn explicit() -> &'static Mutex<Option<PathBuf>> {
+    static EXPLICIT: OnceLock<Mutex<Option<PathBuf>>> = OnceLock::new();
+    EXPLICIT.get_or_init(|| Mutex::new(None))
+}
+
+/// Runs the worker and exits if this process was started as one; otherwise returns and
+/// marks the current executable as the worker binary. Call it first thing in `main`.
+pub fn init() {
+    match std::env::var(ENV).as_deref() {
+        Ok(RUN) => std::process::exit(run_main()),
+        Ok(COMPILE) => {
+            watch_parent();
+            std::process::exit(crate::sandbox::compile::child_main())
+        }
+        _ => INIT.store(true, Ordering::Relaxed),
+    }
+}
+
+/// Uses `path` as the worker binary (a program that calls [`init`] first, such as the
+/// `wasmeval` command itself).
+pub fn set_binary(path: impl Into<PathBuf>) {
+    *explicit().lock().unwrap() = Some(path.into());
+}
+
+/// The worker binary, found as the module docs describe.
+pub fn binary() -> Result<PathBuf> {
+    if let Some(p) = explicit().lock().unwrap().clone() {
+        return Ok(p);
+    }
+    let exe = std::env::current_exe().ok();
+    if INIT.load(Ordering::Relaxed)
+        && let Some(exe) = &exe
+    {
+        return Ok(exe.clone());
+    }
+    if let Some(p) = std::env::var_os("WASMEVAL_WORKER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let beside = exe.iter().flat_map(|e| {
+        let dir = e.parent().map(Path::to_path_buf);
+        let up = dir.as_ref().and_then(|d| d.parent()).map(Path::to_path_buf);
+        [dir, up].into_iter().flatten()
+    });
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    beside
+        .chain(on_path)
+        .map(|d| d.join("wasmeval"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Sandbox(
+                "no worker binary: call wasmeval::worker::init() at the top of main, or \
+                 wasmeval::worker::set_binary(path), or set WASMEVAL_WORKER_BIN to the \
+                 `wasmeval` command"
+                    .into(),
+            )
+        })
+}
+
+/// Makes this process die with its parent: `PR_SET_PDEATHSIG`, and a check that the parent
+/// named in `WASMEVAL_PARENT_PID` is still the parent (it may have died before the call).
+pub(crate) fn watch_parent() {
+    // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let expected = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok());
+    // SAFETY: getppid has no preconditions.
+    if expected.is_some_and(|p| p != unsafe { libc::getppid() }) {
+        std::process::exit(0);
+    }
+}
+
+/// Limits this process's address space to `bytes` (`RLIMIT_AS`).
+pub(crate) fn limit_address_space(bytes: usize) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: bytes as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the struct we pass.
+    unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
+}
+
+/// What the evaluator sends a worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToWorker {
+    /// First frame: the module (its code follows as a raw frame) and how to run it.
+    Setup(Box<Setup>),
+    /// Run a job.
+    Job {
+        seq: u64,
+        id: String,
+        config: String,
+    },
+    /// Stop a job (queued or running).
+    Cancel { id: String },
+    /// The evaluator's deadline, from now.
+    Deadline { deadline_in: Option<Duration> },
+    /// The evaluator is closing (or not any more).
+    Closing(bool),
+}
+
+/// A worker's first frame.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Setup {
+    pub name: PathBuf,
+    pub sha256: String,
+    pub component: bool,
+    pub policy: Policy,
+    pub kwargs: String,
+    pub deadline_in: Option<Duration>,
+}
+
+/// What a worker sends back.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromWorker {
+    /// The module is loaded.
+    Ready,
+    /// The module could not be loaded.
+    Failed(String),
+    /// A job ended.
+    Done { seq: u64, output: WireOutput },
+}
+
+/// A [`RunOutput`] on the wire: instants become durations.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WireOutput {
+    result: std::result::Result<String, Failure>,
+    records: Vec<(f64, f64)>,
+    log: String,
+    truncated: bool,
+    fuel_used: Option<u64>,
+    ran: Duration,
+    ended_ago: Duration,
+}
+
+impl WireOutput {
+    fn from_output(out: RunOutput) -> WireOutput {
+        WireOutput {
+            ran: out.ended - out.started,
+            ended_ago: out.ended.elapsed(),
+            result: out.result,
+            records: out.records,
+            log: out.log,
+            truncated: out.truncated,
+            fuel_used: out.fuel_used,
+        }
+    }
+
+    /// The output, with instants rebuilt relative to `received`.
+    pub(crate) fn into_output(self, received: Instant) -> RunOutput {
+        let ended = received.checked_sub(self.ended_ago).unwrap_or(received);
+        RunOutput {
+            result: self.result,
+            records: self.records,
+            log: self.log,
+            truncated: self.truncated,
+            fuel_used: self.fuel_used,
+            started: ended.checked_sub(self.ran).unwrap_or(ended),
+            ended,
+        }
+    }
+}
+
+fn deadline(d: Option<Duration>) -> Option<Instant> {
+    d.map(|d| Instant::now() + d)
+}
+
+/// The job-running worker: load the module, then run jobs in order until stdin closes.
+fn run_main() -> i32 {
+    watch_parent();
+    let mut input = BufReader::new(std::io::stdin());
+    let out = Arc::new(Mutex::new(BufWriter::new(std::io::stdout())));
+    let mut buf = Vec::new();
+    let Ok(Some(ToWorker::Setup(setup))) = ipc::read_frame(&mut input, &mut buf) else {
+        return 2;
+    };
+    let Setup {
+        name,
+        sha256,
+        component,
+        policy,
+        kwargs,
+        deadline_in,
+    } = *setup;
+    if !matches!(ipc::read_raw(&mut input, &mut buf), Ok(true)) {
+        return 2;
+    }
+    let send = |msg: &FromWorker| {
+        let mut o = out.lock().unwrap();
+        if ipc::write_frame(&mut *o, msg)
+            .and_then(|()| o.flush())
+            .is_err()
+        {
+            std::process::exit(0);
+        }
+    };
+    let module = match LoadedModule::from_code(name, sha256, component, &buf, &policy) {
+        Ok(m) => m,
+        Err(e) => {
+            send(&FromWorker::Failed(e.to_string()));
+            return 1;
+        }
+    };
+    send(&FromWorker::Ready);
+    let signals = Arc::new(Signals::default());
+    signals.set_deadline(deadline(deadline_in));
+    let controls: Arc<Mutex<std::collections::HashMap<String, Arc<JobControl>>>> = Arc::default();
+    let (jobs_tx, jobs) = crossbeam_channel::unbounded();
+    {
+        let (signals, controls) = (signals.clone(), controls.clone());
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            // Any end of the parent's stream, clean or not, ends the worker at once, even
+            // in the middle of a job.
+            while let Ok(Some(msg)) = ipc::read_frame::<ToWorker>(&mut input, &mut buf) {
+                match msg {
+                    ToWorker::Job { seq, id, config } => {
+                        let control = Arc::new(JobControl::new(signals.clone()));
+                        controls.lock().unwrap().insert(id.clone(), control.clone());
+                        let _ = jobs_tx.send((seq, id, config, control));
+                    }
+                    ToWorker::Cancel { id } => {
+                        if let Some(c) = controls.lock().unwrap().get(&id) {
+                            c.cancel();
+                        }
+                    }
+                    ToWorker::Deadline { deadline_in } => {
+                        signals.set_deadline(deadline(deadline_in))
+                    }
+                    ToWorker::Closing(closing) => signals.set_closing(closing),
+                    ToWorker::Setup(_) => {}
+                }
+            }
+            std::process::exit(0);
+        });
+    }
+    let kwargs: Arc<str> = kwargs.into();
+    for (seq, id, config, control) in &jobs {
+        let output = module.run(
+            &policy,
+            JobInput {
+                id: id.clone(),
+                config,
+                kwargs: kwargs.clone(),
+                control,
+            },
+        );
+        controls.lock().unwrap().remove(&id);
+        let mut o = out.lock().unwrap();
+        let done = FromWorker::Done {
+            seq,
+            output: WireOutput::from_output(output),
+        };
+        // Flush only when no job is waiting, so results travel in batches.
+        let sent = ipc::write_frame(&mut *o, &done)
+            .and_then(|()| if jobs.is_empty() { o.flush() } else { Ok(()) });
+        if sent.is_err() {
+            return 0;
+        }
+    }
+    0
+}

@@ -1,0 +1,250 @@
+//! The process method: crash isolation, retries, the watchdog, and no orphans.
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wasmeval::{FailureKind, Gather, JobStatus, Method};
+
+use crate::common::{WITHIN, builder, guest};
+
+fn alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry; its state is Z.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+fn exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn sigkill(pid: u32) {
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < WITHIN, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_killed_worker_costs_at_most_its_running_job_and_is_replaced() {
+    let mut e = builder(guest("sum"))
+        .method(Method::Process)
+        .num_workers(2)
+        .build()
+        .unwrap();
+    let configs: Vec<_> = (0..10_000).map(|i| json!({"x0": i, "x1": 1})).collect();
+    e.submit(configs).unwrap();
+    let mut jobs = e.gather(Gather::Batch(1000)).unwrap().local;
+    let pids = e.worker_pids();
+    assert_eq!(pids.len(), 2);
+    sigkill(pids[0]);
+    jobs.extend(e.gather(Gather::All).unwrap().local);
+    assert_eq!(jobs.len(), 10_000);
+    let ids: HashSet<_> = jobs.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(ids.len(), 10_000, "no duplicates");
+    let failed: Vec<_> = jobs.iter().filter(|j| j.failure.is_some()).collect();
+    assert!(failed.len() <= 1, "{failed:?}");
+    for job in &failed {
+        assert_eq!(
+            job.failure.as_ref().unwrap().kind,
+            FailureKind::WorkerCrashed
+        );
+        assert!(
+            job.failure.as_ref().unwrap().message.contains("signal: 9"),
+            "{job:?}"
+        );
+    }
+    for job in jobs.iter().filter(|j| j.failure.is_none()) {
+        let expected = job.config["x0"].as_f64().unwrap() + 1.0;
+        assert_eq!(job.value(), Some(expected));
+    }
+    wait_until("the worker is replaced", || {
+        e.worker_pids().len() == 2 && !e.worker_pids().contains(&pids[0])
+    });
+    e.submit([json!({"x0": 1})]).unwrap();
+    assert_eq!(e.gather(Gather::All).unwrap().local[0].value(), Some(1.0));
+}
+
+#[test]
+fn with_retries_the_job_of_a_killed_worker_runs_again() {
+    let mut e = builder(guest("probe"))
+        .method(Method::Process)
+        .num_workers(1)
+        .retries(1)
+        .build()
+        .unwrap();
+    e.submit([
+        json!({"action": "sleep", "n": 1500}),
+        json!({"action": "env_count"}),
+    ])
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    sigkill(e.worker_pids()[0]);
+    let jobs = e.gather(Gather::All).unwrap().local;
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs.iter().all(|j| j.failure.is_none()), "{jobs:?}");
+}
+
+#[test]
+fn timeouts_stop_the_job_inside_the_worker_which_lives_on() {
+    let mut e = builder(guest("probe"))
+        .method(Method::Process)
+        .num_workers(1)
+        .job_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let before = e.worker_pids();
+    e.submit([json!({"action": "spin"}), json!({"action": "env_count"})])
+        .unwrap();
+    let jobs = e.gather(Gather::All).unwrap().local;
+    let spin = jobs.iter().find(|j| j.config["action"] == "spin").unwrap();
+    assert_eq!(spin.failure.as_ref().unwrap().kind, FailureKind::Timeout);
+    assert!(jobs.iter().any(|j| j.value() == Some(0.0)));
+    assert_eq!(e.worker_pids(), before, "the same worker");
+}
+
+#[test]
+fn the_watchdog_kills_a_worker_that_stops_answering() {
+    let mut e = builder(guest("probe"))
+        .method(Method::Process)
+        .num_workers(1)
+        .job_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let pid = e.worker_pids()[0];
+    e.submit([json!({"action": "sleep", "n": 100_000})])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    // A stopped process runs nothing, epoch checks included: only the parent can end it.
+    Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    let t = Instant::now();
+    let job = e.gather(Gather::All).unwrap().local.remove(0);
+    assert!(t.elapsed() < WITHIN);
+    assert_eq!(
+        job.failure.as_ref().unwrap().kind,
+        FailureKind::Timeout,
+        "{job:?}"
+    );
+    assert!(job.failure.unwrap().message.contains("killed"));
+    wait_until("the old worker is reaped", || !exists(pid));
+    e.submit([json!({"action": "env_count"})]).unwrap();
+    assert_eq!(e.gather(Gather::All).unwrap().local[0].value(), Some(0.0));
+}
+
+#[test]
+fn close_drop_and_host_panics_stop_and_reap_every_worker() {
+    let mut e = builder(guest("probe"))
+        .method(Method::Process)
+        .num_workers(2)
+        .build()
+        .unwrap();
+    e.submit([
+        json!({"action": "spin"}),
+        json!({"action": "spin"}),
+        json!({"action": "spin"}),
+    ])
+    .unwrap();
+    let pids = e.worker_pids();
+    assert_eq!(pids.len(), 2);
+    let closed = e.close();
+    assert_eq!(closed.len(), 3);
+    assert!(closed.iter().all(|j| j.status == JobStatus::Cancelled));
+    assert!(pids.iter().all(|p| !exists(*p)), "reaped after close");
+    // Usable again: new workers.
+    e.submit([json!({"action": "env_count"})]).unwrap();
+    assert_eq!(e.gather(Gather::All).unwrap().local[0].value(), Some(0.0));
+    let pids = e.worker_pids();
+    drop(e);
+    assert!(pids.iter().all(|p| !exists(*p)), "reaped after drop");
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let panicked = std::panic::catch_unwind(move || {
+        let mut e = builder(guest("probe"))
+            .method(Method::Process)
+            .num_workers(2)
+            .build()
+            .unwrap();
+        e.submit([json!({"action": "spin"})]).unwrap();
+        tx.send(e.worker_pids()).unwrap();
+        panic!("the host program fails");
+    });
+    assert!(panicked.is_err());
+    let pids = rx.recv().unwrap();
+    assert!(pids.iter().all(|p| !exists(*p)), "reaped after a panic");
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut kids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let ppid = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            kids.push(pid);
+        }
+    }
+    kids
+}
+
+#[test]
+fn workers_exit_when_the_parent_is_killed() {
+    let probe = guest("probe");
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .args([
+            "run",
+            probe.to_str().unwrap(),
+            "--method",
+            "process",
+            "--workers",
+            "2",
+            "--quiet",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut stdin = cli.stdin.take().unwrap();
+    stdin
+        .write_all(b"{\"action\": \"spin\"}\n{\"action\": \"spin\"}\n")
+        .unwrap();
+    drop(stdin);
+    let mut workers = Vec::new();
+    wait_until("two workers run", || {
+        workers = children_of(cli.id());
+        workers.len() >= 2
+    });
+    sigkill(cli.id());
+    cli.wait().unwrap();
+    for pid in workers {
+        wait_until("the orphaned worker exits", || !alive(pid));
+    }
+}
