@@ -191,6 +191,11 @@ impl WireOutput {
         }
     }
 
+    /// How long the job ran.
+    pub(crate) fn ran(&self) -> Duration {
+        self.ran
+    }
+
     /// The output, with instants rebuilt relative to `received`.
     pub(crate) fn into_output(self, received: Instant) -> RunOutput {
         let ended = received.checked_sub(self.ended_ago).unwrap_or(received);

@@ -1,10 +1,11 @@
 //! The process method: long-lived worker processes, one per core by default. A crash or a
 //! runaway job takes down at most one worker, which is replaced at once.
 //!
-//! For each worker the parent keeps two threads: a feeder that streams jobs into the
-//! worker's stdin with a window of several jobs in flight, and a supervisor that reads the
-//! results from its stdout, in order, and replaces the worker when it dies. A watchdog kills
-//! a worker whose job outlives its time limit plus a grace period.
+//! The parent keeps one dispatcher thread, which streams each job into the stdin of the
+//! least-loaded worker, with a window of several jobs in flight for short jobs and one for
+//! long ones; and for each worker a supervisor thread, which reads the results from its
+//! stdout, in order, and replaces the worker when it dies. A watchdog kills a worker whose
+//! job outlives its time limit plus a grace period.
 
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Write};
@@ -22,8 +23,12 @@ use crate::job::{Failure, FailureKind, JobId, JobStatus};
 use crate::sandbox::{RunOutput, Signals};
 use crate::worker::{self, FromWorker, ToWorker};
 
-/// Jobs in flight per worker: enough to hide the pipe latency.
+/// Most jobs in flight per worker: enough to hide the pipe latency of short jobs.
 pub const WINDOW: usize = 16;
+
+/// How much queued work a worker may hold: the window is sized so that the jobs sent ahead
+/// take about this long, and long jobs go one at a time to whichever worker is free.
+const AHEAD: Duration = Duration::from_millis(2);
 
 /// How long past its limit a job may run before the parent kills its worker.
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -46,12 +51,24 @@ struct SlotState {
     head_since: Option<Instant>,
     killed: Option<FailureKind>,
     next_seq: u64,
+    /// Moving average of how long this worker's jobs run; `None` before the first.
+    avg_run: Option<Duration>,
+}
+
+impl SlotState {
+    /// Jobs this worker may hold: one until a job's length is known, then enough for about
+    /// [`AHEAD`] of work, at most [`WINDOW`].
+    fn window(&self) -> usize {
+        self.avg_run.map_or(1, |d| {
+            let per = d.as_nanos().max(1);
+            ((AHEAD.as_nanos() / per) as usize).clamp(1, WINDOW)
+        })
+    }
 }
 
 #[derive(Default)]
 struct Slot {
     state: Mutex<SlotState>,
-    room: Condvar,
 }
 
 struct Pool {
@@ -63,6 +80,9 @@ struct Pool {
     retry_tx: Sender<Queued>,
     retry: Receiver<Queued>,
     slots: Vec<Slot>,
+    /// Signalled when a worker may take more jobs (a result came back, a worker started).
+    room: Condvar,
+    room_lock: Mutex<()>,
     retries: u32,
     stopping: AtomicBool,
 }
@@ -96,6 +116,8 @@ impl ProcessPool {
             retry_tx,
             retry,
             slots: (0..workers.max(1)).map(|_| Slot::default()).collect(),
+            room: Condvar::new(),
+            room_lock: Mutex::new(()),
             retries,
             stopping: AtomicBool::new(false),
         });
@@ -109,9 +131,9 @@ impl ProcessPool {
             threads.push(named(format!("wasmeval-supervise-{i}"), move || {
                 supervise(&p, i, tx)
             })?);
-            let p = pool.clone();
-            threads.push(named(format!("wasmeval-feed-{i}"), move || feed(&p, i))?);
         }
+        let p = pool.clone();
+        threads.push(named("wasmeval-dispatch".into(), move || dispatch(&p))?);
         drop(first_tx);
         let started = (0..pool.slots.len()).try_for_each(|_| {
             first_rx
@@ -189,8 +211,8 @@ impl ProcessPool {
             if let Some(pid) = st.pid {
                 kill(pid);
             }
-            slot.room.notify_all();
         }
+        self.pool.notify_room();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -203,6 +225,26 @@ fn kill(pid: u32) {
 }
 
 impl Pool {
+    /// Wakes the dispatcher; called after a slot's state changed, without holding it.
+    fn notify_room(&self) {
+        let _guard = self.room_lock.lock().unwrap();
+        self.room.notify_all();
+    }
+
+    /// The live worker with room that holds the fewest jobs.
+    fn free_slot(&self) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let st = s.state.lock().unwrap();
+                (st.stdin.is_some() && st.in_flight.len() < st.window())
+                    .then_some((st.in_flight.len(), i))
+            })
+            .min()
+            .map(|(_, i)| i)
+    }
+
     fn broadcast(&self, msg: &ToWorker) {
         for slot in &self.slots {
             let mut st = slot.state.lock().unwrap();
@@ -299,8 +341,8 @@ fn supervise(pool: &Pool, i: usize, mut first: Option<Sender<Result<(), String>>
             if pool.stopping.load(Ordering::SeqCst) {
                 kill(child.id());
             }
-            slot.room.notify_all();
         }
+        pool.notify_room();
         while let Ok(Some(FromWorker::Done { seq, output })) =
             ipc::read_frame(&mut stdout, &mut buf)
         {
@@ -311,6 +353,8 @@ fn supervise(pool: &Pool, i: usize, mut first: Option<Sender<Result<(), String>>
                     break;
                 }
                 let sent = st.in_flight.pop_front().expect("checked");
+                let ran = output.ran();
+                st.avg_run = Some(st.avg_run.map_or(ran, |avg| (avg * 7 + ran) / 8));
                 st.head_since = st.in_flight.front().map(|_| received);
                 if let Some(next) = st.in_flight.front() {
                     let _ = pool
@@ -318,9 +362,9 @@ fn supervise(pool: &Pool, i: usize, mut first: Option<Sender<Result<(), String>>
                         .storage
                         .store_job_status(&next.queued.task.id, JobStatus::Running);
                 }
-                slot.room.notify_all();
                 sent
             };
+            pool.notify_room();
             pool.finish(sent.queued.task, output.into_output(received));
         }
         // The worker is gone (or spoke out of turn): reap it and settle its jobs.
@@ -382,34 +426,23 @@ fn fail_in_flight(pool: &Pool, slot: &Slot, error: &str) {
     }
 }
 
-/// Streams jobs into slot `i`'s worker, keeping at most [`WINDOW`] in flight.
-fn feed(pool: &Pool, i: usize) {
-    let slot = &pool.slots[i];
-    loop {
-        {
-            let mut st = slot.state.lock().unwrap();
-            if st.in_flight.len() >= WINDOW
-                && let Some(w) = st.stdin.as_mut()
-            {
-                // The window is full: send what is buffered before waiting for room.
+/// Streams jobs to the workers: each job goes to the live worker with room that holds the
+/// fewest, and buffered frames are flushed whenever the dispatcher would otherwise wait.
+fn dispatch(pool: &Pool) {
+    let mut dirty = vec![false; pool.slots.len()];
+    let flush = |dirty: &mut Vec<bool>| {
+        for (i, d) in dirty.iter_mut().enumerate().filter(|(_, d)| **d) {
+            if let Some(w) = pool.slots[i].state.lock().unwrap().stdin.as_mut() {
                 let _ = w.flush();
             }
-            while (st.stdin.is_none() || st.in_flight.len() >= WINDOW)
-                && !pool.stopping.load(Ordering::SeqCst)
-            {
-                st = slot.room.wait(st).unwrap();
-            }
-            if pool.stopping.load(Ordering::SeqCst) {
-                return;
-            }
+            *d = false;
         }
+    };
+    loop {
         let next = match pool.retry.try_recv().or_else(|_| pool.tasks.try_recv()) {
             Ok(q) => q,
             Err(_) => {
-                // Nothing waiting: send what is buffered, then block for the next job.
-                if let Some(w) = slot.state.lock().unwrap().stdin.as_mut() {
-                    let _ = w.flush();
-                }
+                flush(&mut dirty);
                 select! {
                     recv(pool.retry) -> q => match q { Ok(q) => q, Err(_) => return },
                     recv(pool.tasks) -> q => match q { Ok(q) => q, Err(_) => return },
@@ -424,24 +457,38 @@ fn feed(pool: &Pool, i: usize) {
             );
             continue;
         }
-        let mut st = slot.state.lock().unwrap();
+        let i = loop {
+            if let Some(i) = pool.free_slot() {
+                break i;
+            }
+            flush(&mut dirty);
+            let guard = pool.room_lock.lock().unwrap();
+            if pool.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            if let Some(i) = pool.free_slot() {
+                break i;
+            }
+            let _ = pool
+                .room
+                .wait_timeout(guard, Duration::from_millis(100))
+                .unwrap();
+        };
+        let mut st = pool.slots[i].state.lock().unwrap();
         let seq = st.next_seq;
         let frame = ToWorker::Job {
             seq,
             id: next.task.id.to_string(),
             config: next.task.config.clone(),
         };
-        let Some(w) = st.stdin.as_mut() else {
-            drop(st);
-            let _ = pool.retry_tx.send(next);
-            continue;
-        };
-        if ipc::write_frame(w, &frame).is_err() {
-            // The worker died; its supervisor settles what was in flight.
+        let written = st.stdin.as_mut().map(|w| ipc::write_frame(w, &frame));
+        if !matches!(written, Some(Ok(()))) {
+            // The worker died meanwhile; its supervisor settles what was in flight.
             drop(st);
             let _ = pool.retry_tx.send(next);
             continue;
         }
+        dirty[i] = true;
         st.next_seq += 1;
         if st.in_flight.is_empty() {
             st.head_since = Some(Instant::now());
