@@ -18,6 +18,7 @@
 //! parent directory (as `cargo test` lays them out), then `wasmeval` on the `PATH`.
 
 use std::io::{BufReader, BufWriter, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -219,7 +220,11 @@ fn deadline(d: Option<Duration>) -> Option<Instant> {
 fn run_main() -> i32 {
     watch_parent();
     let mut input = BufReader::new(std::io::stdin());
-    let out = Arc::new(Mutex::new(BufWriter::new(std::io::stdout())));
+    // Frames go to fd 1 directly: `Stdout` is line-buffered and would flush at every 0x0a.
+    let Ok(fd1) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return 2;
+    };
+    let out = Arc::new(Mutex::new(BufWriter::with_capacity(64 << 10, std::fs::File::from(fd1))));
     let mut buf = Vec::new();
     let Ok(Some(ToWorker::Setup(setup))) = ipc::read_frame(&mut input, &mut buf) else {
         return 2;
