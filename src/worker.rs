@@ -224,7 +224,10 @@ fn run_main() -> i32 {
     let Ok(fd1) = std::io::stdout().as_fd().try_clone_to_owned() else {
         return 2;
     };
-    let out = Arc::new(Mutex::new(BufWriter::with_capacity(64 << 10, std::fs::File::from(fd1))));
+    let out = Arc::new(Mutex::new(BufWriter::with_capacity(
+        64 << 10,
+        std::fs::File::from(fd1),
+    )));
     let mut buf = Vec::new();
     let Ok(Some(ToWorker::Setup(setup))) = ipc::read_frame(&mut input, &mut buf) else {
         return 2;

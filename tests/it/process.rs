@@ -96,7 +96,10 @@ fn with_retries_the_job_of_a_killed_worker_runs_again() {
     .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     // An abort (SIGABRT) this time: any way a worker dies counts the same.
-    Command::new("kill").args(["-ABRT", &e.worker_pids()[0].to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-ABRT", &e.worker_pids()[0].to_string()])
+        .status()
+        .unwrap();
     let jobs = e.gather(Gather::All).unwrap().local;
     assert_eq!(jobs.len(), 2);
     assert!(jobs.iter().all(|j| j.failure.is_none()), "{jobs:?}");
