@@ -59,4 +59,4 @@ pub use evaluator::{Evaluator, EvaluatorBuilder, EvaluatorOptions, Gather, Gathe
 pub use job::{Failure, FailureKind, Job, JobId, JobStatus};
 pub use output::Objective;
 pub use sandbox::{CacheDir, DirGrant, LoadedModule, ModuleKind, Policy, RunFunction};
-pub use storage::{MemoryStorage, Storage};
+pub use storage::{MemoryStorage, SqliteStorage, Storage};

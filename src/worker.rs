@@ -292,6 +292,18 @@ fn run_main() -> i32 {
             std::process::exit(0);
         });
     }
+    let unflushed = Arc::new(AtomicBool::new(false));
+    {
+        let (out, unflushed) = (out.clone(), unflushed.clone());
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(1));
+                if unflushed.swap(false, Ordering::AcqRel) && out.lock().unwrap().flush().is_err() {
+                    std::process::exit(0);
+                }
+            }
+        });
+    }
     let kwargs: Arc<str> = kwargs.into();
     for (seq, id, config, control) in &jobs {
         let output = module.run(
@@ -309,9 +321,16 @@ fn run_main() -> i32 {
             seq,
             output: WireOutput::from_output(output),
         };
-        // Flush only when no job is waiting, so results travel in batches.
-        let sent = ipc::write_frame(&mut *o, &done)
-            .and_then(|()| if jobs.is_empty() { o.flush() } else { Ok(()) });
+        // Flush at once when no job is waiting; otherwise results travel in batches, and the
+        // flusher thread sends them within a millisecond, even if the next job runs long.
+        let sent = ipc::write_frame(&mut *o, &done).and_then(|()| {
+            if jobs.is_empty() {
+                o.flush()
+            } else {
+                unflushed.store(true, Ordering::Release);
+                Ok(())
+            }
+        });
         if sent.is_err() {
             return 0;
         }

@@ -52,6 +52,12 @@ pub struct RunArgs {
     /// Grant an environment variable: KEY=VALUE.
     #[arg(long = "env", value_parser = parse_env)]
     pub envs: Vec<(String, String)>,
+    /// Where results are stored: `memory`, or a SQLite file (`sqlite:PATH` or a path).
+    #[arg(long, default_value = "memory")]
+    pub storage: String,
+    /// Join this existing search of the storage instead of creating one.
+    #[arg(long)]
+    pub search_id: Option<String>,
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
@@ -116,11 +122,22 @@ pub fn run(args: RunArgs) -> i32 {
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let storage = match crate::storage::open(&args.storage) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: --storage: {e}");
+            return 2;
+        }
+    };
     let mut b = Evaluator::builder(args.module.clone())
+        .storage(storage)
         .method(args.method)
         .num_workers(workers)
         .retries(args.retries)
         .run_function_kwargs(args.kwargs.unwrap_or_default());
+    if let Some(id) = args.search_id {
+        b = b.search_id(id);
+    }
     if let Some(t) = args.timeout {
         b = b.job_timeout(t);
     }

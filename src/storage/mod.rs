@@ -2,12 +2,16 @@
 //! completion cursor, so that an evaluator gathers the jobs others finished in O(new jobs).
 
 mod memory;
+mod sqlite;
 
 pub use memory::MemoryStorage;
+pub use sqlite::{COMMIT_WINDOW, SCHEMA_VERSION, SqliteStorage};
 
 use serde_json::{Map, Value};
 
-use crate::error::Result;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
 use crate::job::{Job, JobId, JobStatus};
 
 /// Where searches and jobs are kept. Every method may be called from several threads.
@@ -54,4 +58,18 @@ pub trait Storage: Send + Sync {
     /// The jobs finished (stored with `store_job_done`) since position `cursor` of the
     /// search's completion list, and the new cursor. Objective 0 is included.
     fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)>;
+}
+
+/// Opens the storage named by `url`: `memory`, `sqlite:PATH`, or a path (a SQLite file).
+pub fn open(url: &str) -> Result<Arc<dyn Storage>> {
+    match url {
+        "memory" => Ok(Arc::new(MemoryStorage::new())),
+        "" => Err(Error::Option(
+            "an empty storage URL; use `memory` or a SQLite file path".into(),
+        )),
+        other => {
+            let path = other.strip_prefix("sqlite:").unwrap_or(other);
+            Ok(Arc::new(SqliteStorage::open(path)?))
+        }
+    }
 }

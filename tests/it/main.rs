@@ -10,4 +10,5 @@ mod evaluator;
 mod loading;
 mod process;
 mod sandbox;
+mod storage;
 mod tokio_use;

@@ -1,0 +1,599 @@
+//! The SQLite storage: one file, no server, shared by evaluators in one process or several.
+//!
+//! Writes are buffered and committed by a background thread at most [`COMMIT_WINDOW`] after
+//! they were made, in one transaction, with one upsert per job per batch. Reads commit what
+//! is buffered first, so a storage always reads its own writes. The file uses WAL and a busy
+//! timeout, so concurrent writers wait for each other instead of failing.
+//!
+//! Schema (version 1, in `PRAGMA user_version`):
+//! - `searches(id, job_counter)`: search ids are `"0"`, `"1"`, …; `job_counter` hands out job
+//!   numbers in blocks, so two evaluators never get the same id (numbers may have gaps).
+//! - `search_values(search_id, key, value)`: values attached to a search (JSON).
+//! - `jobs(search_id, n, status, config, objective, metadata, intermediate, log, owner,
+//!   heartbeat)`: one row per job; `config`, `objective` (NULL until finished), `metadata`
+//!   (an object) and `intermediate` (`[[budget, objective], …]`) are JSON; `status` is
+//!   DeepHyper's integer; `owner` is the storage instance (of the evaluator) that submitted and
+//!   runs the job, and `heartbeat` the last time (Unix seconds) it said the job was alive.
+//! - `completions(seq, search_id, n)`: the order in which jobs finished: the completion cursor.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::job::{Failure, FailureKind, Job, JobId, JobStatus};
+use crate::output::Objective;
+use crate::storage::Storage;
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The longest a write waits before it is committed.
+pub const COMMIT_WINDOW: Duration = Duration::from_millis(10);
+
+/// How often the owner of running jobs renews their heartbeat.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Job numbers reserved at a time.
+const ID_BLOCK: i64 = 256;
+
+const SCHEMA: &str = "
+CREATE TABLE searches (id INTEGER PRIMARY KEY, job_counter INTEGER NOT NULL);
+CREATE TABLE search_values (search_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (search_id, key));
+CREATE TABLE jobs (search_id INTEGER NOT NULL, n INTEGER NOT NULL, status INTEGER NOT NULL,
+    config TEXT NOT NULL, objective TEXT, metadata TEXT NOT NULL, intermediate TEXT NOT NULL,
+    log TEXT NOT NULL, owner TEXT, heartbeat REAL, PRIMARY KEY (search_id, n));
+CREATE TABLE completions (seq INTEGER PRIMARY KEY AUTOINCREMENT, search_id INTEGER NOT NULL,
+    n INTEGER NOT NULL, UNIQUE (search_id, n));
+";
+
+const UPSERT: &str = "
+INSERT INTO jobs (search_id, n, status, config, objective, metadata, intermediate, log, owner, heartbeat)
+VALUES (?1, ?2, coalesce(?3, 0), coalesce(?4, '{}'), ?5, coalesce(?6, '{}'), coalesce(?7, '[]'),
+        coalesce(?8, ''), ?9, ?10)
+ON CONFLICT (search_id, n) DO UPDATE SET
+    status = coalesce(?3, status),
+    config = coalesce(?4, config),
+    objective = CASE WHEN ?11 THEN ?5 ELSE objective END,
+    metadata = CASE WHEN ?12 THEN ?6 ELSE json_patch(metadata, coalesce(?6, '{}')) END,
+    intermediate = coalesce(?7, intermediate),
+    log = coalesce(?8, log),
+    owner = coalesce(?9, owner),
+    heartbeat = coalesce(?10, heartbeat)";
+
+/// The buffered writes of one job.
+#[derive(Default)]
+struct Delta {
+    status: Option<i64>,
+    config: Option<String>,
+    objective: Option<Option<String>>,
+    metadata: Map<String, Value>,
+    replace_metadata: bool,
+    intermediate: Option<String>,
+    log: Option<String>,
+    /// Claim the job for this storage instance (owner and heartbeat).
+    owned: bool,
+    finished: bool,
+}
+
+#[derive(Default)]
+struct Pending {
+    jobs: HashMap<(i64, i64), Delta>,
+    values: Vec<(i64, String, String)>,
+    since: Option<Instant>,
+}
+
+struct Inner {
+    path: PathBuf,
+    owner: String,
+    conn: Mutex<Connection>,
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    stop: AtomicBool,
+    blocks: Mutex<HashMap<i64, (i64, i64)>>,
+    failed: Mutex<Option<String>>,
+}
+
+/// Searches and jobs in one SQLite file.
+pub struct SqliteStorage {
+    inner: Arc<Inner>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+fn parse_search(id: &str) -> Result<i64> {
+    id.parse().map_err(|_| Error::UnknownSearch(id.to_string()))
+}
+
+fn job_key(id: &JobId) -> Result<(i64, i64)> {
+    Ok((parse_search(id.search())?, id.number() as i64))
+}
+
+impl SqliteStorage {
+    /// Opens (or creates) the storage file at `path`. A file of another schema version, or
+    /// one that is not a wasmeval storage, is refused with a message naming it.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStorage> {
+        let path = path.as_ref().to_path_buf();
+        let err = |e: rusqlite::Error| Error::Storage(format!("{}: {e}", path.display()));
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        // Check (and on a new file, create) the schema in one write transaction, so that two
+        // processes opening a new file at once agree.
+        let mut conn = conn;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        match version {
+            SCHEMA_VERSION => {}
+            0 => {
+                let tables: i64 = tx
+                    .query_row(
+                        "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(err)?;
+                if tables > 0 {
+                    return Err(Error::Storage(format!(
+                        "{}: this SQLite file is not a wasmeval storage (it has tables but no wasmeval schema version)",
+                        path.display()
+                    )));
+                }
+                tx.execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))
+                    .map_err(err)?;
+            }
+            other => {
+                return Err(Error::Storage(format!(
+                    "{}: the storage has schema version {other}, and this wasmeval reads version {SCHEMA_VERSION}",
+                    path.display()
+                )));
+            }
+        }
+        tx.commit().map_err(err)?;
+        let owner = format!(
+            "{}-{}-{:x}",
+            std::process::id(),
+            now_secs() as u64,
+            rand_u64()
+        );
+        let inner = Arc::new(Inner {
+            path,
+            owner,
+            conn: Mutex::new(conn),
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+            blocks: Mutex::new(HashMap::new()),
+            failed: Mutex::new(None),
+        });
+        let i = inner.clone();
+        let flusher = std::thread::Builder::new()
+            .name("wasmeval-sqlite".into())
+            .spawn(move || flush_loop(&i))?;
+        Ok(SqliteStorage {
+            inner,
+            flusher: Some(flusher),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// This storage instance's owner id, written on the jobs it runs.
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
+    /// Commits every buffered write now.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+
+    /// Jobs of `search_id` left READY or RUNNING by an owner whose heartbeat is older than
+    /// `lease`: their evaluator died, and they can be run again.
+    pub fn load_abandoned(&self, search_id: &str, lease: Duration) -> Result<Vec<JobId>> {
+        self.inner.flush()?;
+        let sid = parse_search(search_id)?;
+        let conn = self.inner.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT n FROM jobs WHERE search_id = ?1 AND status IN (0, 1) AND objective IS NULL \
+                 AND (heartbeat IS NULL OR heartbeat < ?2) ORDER BY n",
+            )
+            .map_err(|e| self.inner.error(e))?;
+        let rows = stmt
+            .query_map(params![sid, now_secs() - lease.as_secs_f64()], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(|e| self.inner.error(e))?;
+        rows.map(|n| {
+            n.map(|n| JobId::new(search_id, n as u64))
+                .map_err(|e| self.inner.error(e))
+        })
+        .collect()
+    }
+
+    fn buffer(&self, id: &JobId, f: impl FnOnce(&mut Delta)) -> Result<()> {
+        let key = job_key(id)?;
+        let mut p = self.inner.pending.lock().unwrap();
+        f(p.jobs.entry(key).or_default());
+        if p.since.is_none() {
+            p.since = Some(Instant::now());
+            self.inner.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R> {
+        self.inner.flush()?;
+        let conn = self.inner.conn.lock().unwrap();
+        f(&conn).map_err(|e| self.inner.error(e))
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
+}
+
+impl Drop for SqliteStorage {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_all();
+        if let Some(t) = self.flusher.take() {
+            let _ = t.join();
+        }
+        let _ = self.inner.flush();
+    }
+}
+
+fn flush_loop(inner: &Inner) {
+    let mut last_beat = Instant::now();
+    while !inner.stop.load(Ordering::SeqCst) {
+        {
+            let p = inner.pending.lock().unwrap();
+            let wait = p
+                .since
+                .map_or(HEARTBEAT, |s| COMMIT_WINDOW.saturating_sub(s.elapsed()));
+            if !wait.is_zero() {
+                let _ = inner.wake.wait_timeout(p, wait).unwrap();
+            }
+        }
+        if let Err(e) = inner.flush() {
+            *inner.failed.lock().unwrap() = Some(e.to_string());
+        }
+        if last_beat.elapsed() >= HEARTBEAT {
+            last_beat = Instant::now();
+            let conn = inner.conn.lock().unwrap();
+            let _ = conn.execute(
+                "UPDATE jobs SET heartbeat = ?1 WHERE owner = ?2 AND status IN (0, 1)",
+                params![now_secs(), inner.owner],
+            );
+        }
+    }
+}
+
+impl Inner {
+    fn error(&self, e: rusqlite::Error) -> Error {
+        Error::Storage(format!("{}: {e}", self.path.display()))
+    }
+
+    /// Commits the buffered writes in one transaction.
+    fn flush(&self) -> Result<()> {
+        if let Some(e) = self.failed.lock().unwrap().take() {
+            return Err(Error::Storage(e));
+        }
+        let mut conn = self.conn.lock().unwrap();
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        if pending.jobs.is_empty() && pending.values.is_empty() {
+            return Ok(());
+        }
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.error(e))?;
+        {
+            let mut upsert = tx.prepare_cached(UPSERT).map_err(|e| self.error(e))?;
+            let mut done = tx
+                .prepare_cached("INSERT OR IGNORE INTO completions (search_id, n) VALUES (?1, ?2)")
+                .map_err(|e| self.error(e))?;
+            let now = now_secs();
+            for ((sid, n), d) in &pending.jobs {
+                let metadata = (d.replace_metadata || !d.metadata.is_empty())
+                    .then(|| Value::Object(d.metadata.clone()).to_string());
+                upsert
+                    .execute(params![
+                        sid,
+                        n,
+                        d.status,
+                        d.config,
+                        d.objective.clone().flatten(),
+                        metadata,
+                        d.intermediate,
+                        d.log,
+                        d.owned.then_some(self.owner.as_str()),
+                        d.owned.then_some(now),
+                        d.objective.is_some(),
+                        d.replace_metadata,
+                    ])
+                    .map_err(|e| self.error(e))?;
+                if d.finished {
+                    done.execute(params![sid, n]).map_err(|e| self.error(e))?;
+                }
+            }
+            let mut value = tx
+                .prepare_cached("INSERT OR REPLACE INTO search_values (search_id, key, value) VALUES (?1, ?2, ?3)")
+                .map_err(|e| self.error(e))?;
+            for (sid, k, v) in &pending.values {
+                value
+                    .execute(params![sid, k, v])
+                    .map_err(|e| self.error(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.error(e))
+    }
+}
+
+fn row_to_job(search_id: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+    let n: i64 = r.get(0)?;
+    let json = |i: usize| -> rusqlite::Result<Value> {
+        let text: Option<String> = r.get(i)?;
+        Ok(text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null))
+    };
+    let mut job = Job::new(
+        JobId::new(search_id, n as u64),
+        json(2)?.as_object().cloned().unwrap_or_default(),
+    );
+    job.status = match r.get::<_, i64>(1)? {
+        0 => JobStatus::Ready,
+        1 => JobStatus::Running,
+        2 => JobStatus::Done,
+        3 => JobStatus::Cancelling,
+        _ => JobStatus::Cancelled,
+    };
+    let objective: Option<String> = r.get(3)?;
+    job.objective = objective
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| Objective::from_json(&v));
+    job.metadata = json(4)?.as_object().cloned().unwrap_or_default();
+    job.intermediate = serde_json::from_value(json(5)?).unwrap_or_default();
+    job.log = r.get(6)?;
+    job.failure = job.metadata.get("failure").and_then(|k| {
+        let kind: FailureKind = serde_json::from_value(k.clone()).ok()?;
+        let message = job
+            .metadata
+            .get("failure_message")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let mut f = Failure::new(kind, message);
+        f.trap_code = job
+            .metadata
+            .get("trap_code")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Some(f)
+    });
+    Ok(job)
+}
+
+const JOB_COLUMNS: &str = "n, status, config, objective, metadata, intermediate, log";
+
+impl Storage for SqliteStorage {
+    fn create_new_search(&self) -> Result<String> {
+        self.read(|c| {
+            c.query_row(
+                "INSERT INTO searches (id, job_counter) \
+                 VALUES ((SELECT coalesce(max(id) + 1, 0) FROM searches), 0) RETURNING id",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|id| id.to_string())
+    }
+
+    fn create_new_job(&self, search_id: &str) -> Result<JobId> {
+        let sid = parse_search(search_id)?;
+        let mut blocks = self.inner.blocks.lock().unwrap();
+        let block = blocks.entry(sid).or_insert((0, 0));
+        if block.0 == block.1 {
+            let conn = self.inner.conn.lock().unwrap();
+            let end: Option<i64> = conn
+                .query_row(
+                    "UPDATE searches SET job_counter = job_counter + ?2 WHERE id = ?1 RETURNING job_counter",
+                    params![sid, ID_BLOCK],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.inner.error(e))?;
+            let end = end.ok_or_else(|| Error::UnknownSearch(search_id.to_string()))?;
+            *block = (end - ID_BLOCK, end);
+        }
+        let n = block.0;
+        block.0 += 1;
+        drop(blocks);
+        let id = JobId::new(search_id, n as u64);
+        self.buffer(&id, |d| {
+            d.status = Some(JobStatus::Ready as i64);
+            d.owned = true;
+        })?;
+        Ok(id)
+    }
+
+    fn store_search_value(&self, search_id: &str, key: &str, value: Value) -> Result<()> {
+        let sid = parse_search(search_id)?;
+        let mut p = self.inner.pending.lock().unwrap();
+        p.values.push((sid, key.to_string(), value.to_string()));
+        p.since.get_or_insert_with(Instant::now);
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    fn load_search_value(&self, search_id: &str, key: &str) -> Result<Option<Value>> {
+        let sid = parse_search(search_id)?;
+        let text: Option<String> = self.read(|c| {
+            c.query_row(
+                "SELECT value FROM search_values WHERE search_id = ?1 AND key = ?2",
+                params![sid, key],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    fn store_job_in(&self, job_id: &JobId, config: &Map<String, Value>) -> Result<()> {
+        let config = Value::Object(config.clone()).to_string();
+        self.buffer(job_id, |d| d.config = Some(config))
+    }
+
+    fn store_job_out(&self, job_id: &JobId, objective: Value) -> Result<()> {
+        self.buffer(job_id, |d| d.objective = Some(Some(objective.to_string())))
+    }
+
+    fn store_job_metadata(&self, job_id: &JobId, key: &str, value: Value) -> Result<()> {
+        self.buffer(job_id, |d| {
+            d.metadata.insert(key.to_string(), value);
+        })
+    }
+
+    fn store_job_status(&self, job_id: &JobId, status: JobStatus) -> Result<()> {
+        self.buffer(job_id, |d| {
+            d.status = Some(status as i64);
+            d.owned |= status == JobStatus::Running;
+        })
+    }
+
+    fn store_job_intermediate(&self, job_id: &JobId, series: &[(f64, f64)]) -> Result<()> {
+        let text = serde_json::to_string(series).unwrap_or_else(|_| "[]".into());
+        self.buffer(job_id, |d| d.intermediate = Some(text))
+    }
+
+    fn store_job_log(&self, job_id: &JobId, log: &str) -> Result<()> {
+        self.buffer(job_id, |d| d.log = Some(log.to_string()))
+    }
+
+    fn store_job_done(&self, job: &Job) -> Result<()> {
+        let objective = job.objective.as_ref().map(|o| o.to_json().to_string());
+        self.buffer(&job.id, |d| {
+            d.status = Some(job.status as i64);
+            d.config = Some(Value::Object(job.config.clone()).to_string());
+            d.objective = Some(objective);
+            d.metadata = job.metadata.clone();
+            d.replace_metadata = true;
+            d.intermediate =
+                Some(serde_json::to_string(&job.intermediate).unwrap_or_else(|_| "[]".into()));
+            d.log = Some(job.log.clone());
+            d.finished = true;
+        })
+    }
+
+    fn load_all_search_ids(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut s = c.prepare_cached("SELECT id FROM searches ORDER BY id")?;
+            let ids = s.query_map([], |r| r.get::<_, i64>(0))?;
+            ids.map(|id| id.map(|id| id.to_string())).collect()
+        })
+    }
+
+    fn load_all_job_ids(&self, search_id: &str) -> Result<Vec<JobId>> {
+        let sid = parse_search(search_id)?;
+        self.read(|c| {
+            let mut s = c.prepare_cached("SELECT n FROM jobs WHERE search_id = ?1 ORDER BY n")?;
+            let ns = s.query_map([sid], |r| r.get::<_, i64>(0))?;
+            ns.map(|n| n.map(|n| JobId::new(search_id, n as u64)))
+                .collect()
+        })
+    }
+
+    fn load_job(&self, job_id: &JobId) -> Result<Job> {
+        let (sid, n) = job_key(job_id)?;
+        self.read(|c| {
+            c.query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE search_id = ?1 AND n = ?2"),
+                params![sid, n],
+                |r| row_to_job(job_id.search(), r),
+            )
+            .optional()
+        })?
+        .ok_or_else(|| Error::Storage(format!("unknown job id {job_id}")))
+    }
+
+    fn load_jobs(&self, job_ids: &[JobId]) -> Result<Vec<Job>> {
+        self.inner.flush()?;
+        job_ids.iter().map(|id| self.load_job(id)).collect()
+    }
+
+    fn load_search(&self, search_id: &str) -> Result<Vec<Job>> {
+        let sid = parse_search(search_id)?;
+        self.read(|c| {
+            let mut s = c.prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE search_id = ?1 ORDER BY n"
+            ))?;
+            let jobs = s.query_map([sid], |r| row_to_job(search_id, r))?;
+            jobs.collect()
+        })
+    }
+
+    fn load_job_status(&self, job_id: &JobId) -> Result<JobStatus> {
+        self.load_job(job_id).map(|j| j.status)
+    }
+
+    fn load_out_from_all_jobs(&self, search_id: &str) -> Result<Vec<Value>> {
+        Ok(self
+            .load_search(search_id)?
+            .iter()
+            .filter_map(|j| j.objective.as_ref().map(Objective::to_json))
+            .collect())
+    }
+
+    fn load_metadata_from_all_jobs(&self, search_id: &str, key: &str) -> Result<Vec<Value>> {
+        Ok(self
+            .load_search(search_id)?
+            .into_iter()
+            .filter_map(|mut j| j.metadata.remove(key))
+            .collect())
+    }
+
+    fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)> {
+        let sid = parse_search(search_id)?;
+        let rows: Vec<(i64, i64)> = self.read(|c| {
+            let mut s = c.prepare_cached(
+                "SELECT seq, n FROM completions WHERE search_id = ?1 AND seq > ?2 ORDER BY seq",
+            )?;
+            let rows = s.query_map(params![sid, cursor as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        let next = rows.last().map_or(cursor, |(seq, _)| *seq as u64);
+        Ok((
+            rows.into_iter()
+                .map(|(_, n)| JobId::new(search_id, n as u64))
+                .collect(),
+            next,
+        ))
+    }
+}

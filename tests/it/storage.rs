@@ -1,0 +1,311 @@
+//! The SQLite storage: the Storage trait, sharing, durability and crashes.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wasmeval::storage::SCHEMA_VERSION;
+use wasmeval::{Gather, Job, JobId, JobStatus, Method, Objective, SqliteStorage, Storage};
+
+use crate::common::{WITHIN, builder, guest};
+
+#[test]
+fn the_storage_trait_round_trips_through_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.sqlite");
+    let (sid, id) = {
+        let s = SqliteStorage::open(&path).unwrap();
+        let sid = s.create_new_search().unwrap();
+        assert_eq!(sid, "0");
+        let id = s.create_new_job(&sid).unwrap();
+        assert_eq!(id, JobId::new("0", 0));
+        s.store_job_in(&id, json!({"x": 1.5}).as_object().unwrap())
+            .unwrap();
+        s.store_job_status(&id, JobStatus::Running).unwrap();
+        s.store_job_metadata(&id, "timestamp_submit", json!(0.25))
+            .unwrap();
+        s.store_search_value(&sid, "module_sha256", json!("abc"))
+            .unwrap();
+        assert_eq!(s.load_job_status(&id).unwrap(), JobStatus::Running);
+        assert_eq!(s.finished_since(&sid, 0).unwrap().0, Vec::<JobId>::new());
+        let mut job = s.load_job(&id).unwrap();
+        job.status = JobStatus::Done;
+        job.objective = Some(Objective::Value(0.0));
+        job.metadata.insert("timestamp_gather".into(), json!(0.5));
+        job.intermediate = vec![(1.0, 0.5), (2.0, 0.0)];
+        job.log = "a log line\n".into();
+        s.store_job_done(&job).unwrap();
+        let (done, cursor) = s.finished_since(&sid, 0).unwrap();
+        assert_eq!(done, vec![id.clone()]);
+        assert_eq!(
+            s.finished_since(&sid, cursor).unwrap().0,
+            Vec::<JobId>::new()
+        );
+        (sid, id)
+    };
+    // Reopened: everything is there.
+    let s = SqliteStorage::open(&path).unwrap();
+    assert_eq!(s.load_all_search_ids().unwrap(), ["0"]);
+    let job = s.load_job(&id).unwrap();
+    assert_eq!(job.config["x"], 1.5);
+    assert_eq!(job.status, JobStatus::Done);
+    assert_eq!(job.objective, Some(Objective::Value(0.0)));
+    let keys: Vec<&str> = job.metadata.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["timestamp_submit", "timestamp_gather"]);
+    assert_eq!(job.intermediate, vec![(1.0, 0.5), (2.0, 0.0)]);
+    assert_eq!(job.log, "a log line\n");
+    assert_eq!(
+        s.load_search_value(&sid, "module_sha256").unwrap(),
+        Some(json!("abc"))
+    );
+    assert_eq!(s.load_out_from_all_jobs(&sid).unwrap(), vec![json!(0.0)]);
+    assert_eq!(
+        s.load_metadata_from_all_jobs(&sid, "timestamp_gather")
+            .unwrap(),
+        vec![json!(0.5)]
+    );
+    // A second instance on the same file gets other job numbers.
+    let other = SqliteStorage::open(&path).unwrap();
+    let a = s.create_new_job(&sid).unwrap();
+    let b = other.create_new_job(&sid).unwrap();
+    assert_ne!(a, b);
+    assert!(matches!(
+        s.create_new_job("9"),
+        Err(wasmeval::Error::UnknownSearch(_))
+    ));
+}
+
+#[test]
+fn files_of_another_version_or_kind_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let future = dir.path().join("future.sqlite");
+    drop(SqliteStorage::open(&future).unwrap());
+    let conn = rusqlite::Connection::open(&future).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(conn);
+    let err = SqliteStorage::open(&future).err().unwrap().to_string();
+    assert!(
+        err.contains("future.sqlite") && err.contains("schema version 2"),
+        "{err}"
+    );
+
+    let foreign = dir.path().join("foreign.db");
+    let conn = rusqlite::Connection::open(&foreign).unwrap();
+    conn.execute_batch("CREATE TABLE t (x INTEGER);").unwrap();
+    drop(conn);
+    let err = SqliteStorage::open(&foreign).err().unwrap().to_string();
+    assert!(
+        err.contains("foreign.db") && err.contains("not a wasmeval storage"),
+        "{err}"
+    );
+
+    let text = dir.path().join("notes.txt");
+    std::fs::write(
+        &text,
+        "this is not a database, just some text that is long enough",
+    )
+    .unwrap();
+    let err = SqliteStorage::open(&text).err().unwrap().to_string();
+    assert!(err.contains("notes.txt"), "{err}");
+}
+
+#[test]
+fn evaluators_share_a_search_through_one_file_and_writes_commit_on_their_own() {
+    for method in [Method::Thread, Method::Process] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.sqlite");
+        let a_store: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&path).unwrap());
+        let b_store: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&path).unwrap());
+        let mut a = builder(guest("sum"))
+            .method(method)
+            .storage(a_store)
+            .build()
+            .unwrap();
+        let search = a.search_id().to_string();
+        let mut b = builder(guest("sum"))
+            .method(method)
+            .storage(b_store)
+            .search_id(&search)
+            .build()
+            .unwrap();
+        a.submit([json!({"x0": 0.0}), json!({"x0": 1.0})]).unwrap();
+        a.gather(Gather::All).unwrap();
+        // A third reader sees a's jobs without anyone flushing: the commit window passes.
+        let reader = rusqlite::Connection::open(&path).unwrap();
+        let t = Instant::now();
+        loop {
+            let done: i64 = reader
+                .query_row("SELECT count(*) FROM completions", [], |r| r.get(0))
+                .unwrap();
+            if done == 2 {
+                break;
+            }
+            assert!(t.elapsed() < WITHIN, "a's jobs never committed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        b.submit([json!({"x0": 2.0})]).unwrap();
+        let g = b.gather(Gather::All).unwrap();
+        assert_eq!(g.local.len(), 1);
+        let other: Vec<&Job> = g.other.iter().collect();
+        assert_eq!(other.len(), 2, "{method:?}");
+        assert!(
+            other
+                .iter()
+                .any(|j| j.objective == Some(Objective::Value(0.0))),
+            "objective 0 included"
+        );
+        assert!(other.iter().all(|j| j.status == JobStatus::Done && j.metadata.contains_key("timestamp_gather")));
+        assert_eq!(
+            a.gather(Gather::All).unwrap().other.len(),
+            1,
+            "a gets b's job"
+        );
+    }
+}
+
+fn wasmeval(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wasmeval"));
+    c.args(args).current_dir(crate::common::root());
+    c
+}
+
+#[test]
+fn two_processes_write_one_file_at_once_without_loss_or_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("two.sqlite");
+    let input = dir.path().join("in.jsonl");
+    let lines: Vec<String> = (0..2000).map(|i| json!({"x0": i}).to_string()).collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let sum = guest("sum");
+    let storage = format!("sqlite:{}", db.display());
+    let run = || {
+        wasmeval(&[
+            "run",
+            sum.to_str().unwrap(),
+            "-i",
+            input.to_str().unwrap(),
+            "--storage",
+            &storage,
+            "--quiet",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let (p1, p2) = (run(), run());
+    for p in [p1, p2] {
+        let out = p.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let s = SqliteStorage::open(&db).unwrap();
+    let mut searches = s.load_all_search_ids().unwrap();
+    searches.sort();
+    assert_eq!(searches, ["0", "1"]);
+    for sid in searches {
+        let jobs = s.load_search(&sid).unwrap();
+        assert_eq!(jobs.len(), 2000);
+        let mut xs: Vec<i64> = jobs
+            .iter()
+            .map(|j| j.config["x0"].as_i64().unwrap())
+            .collect();
+        xs.sort();
+        assert_eq!(
+            xs,
+            (0..2000).collect::<Vec<_>>(),
+            "each configuration exactly once"
+        );
+        assert!(
+            jobs.iter()
+                .all(|j| j.status == JobStatus::Done && j.value() == j.config["x0"].as_f64())
+        );
+        assert_eq!(s.finished_since(&sid, 0).unwrap().0.len(), 2000);
+    }
+}
+
+#[test]
+fn a_killed_evaluator_leaves_a_sound_file_with_its_finished_jobs_and_detectable_abandoned_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.sqlite");
+    let probe = guest("probe");
+    let storage = format!("sqlite:{}", db.display());
+    let mut child = wasmeval(&[
+        "run",
+        probe.to_str().unwrap(),
+        "--storage",
+        &storage,
+        "--workers",
+        "1",
+        "--quiet",
+    ])
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for _ in 0..5 {
+            writeln!(stdin, "{}", json!({"action": "env_count"})).unwrap();
+        }
+        writeln!(stdin, "{}", json!({"action": "spin"})).unwrap();
+        writeln!(stdin, "{}", json!({"action": "env_count"})).unwrap();
+    }
+    // Wait until the file shows the five quick jobs finished and the spinning one running.
+    let t = Instant::now();
+    loop {
+        if let Ok(conn) = rusqlite::Connection::open(&db) {
+            let state = conn.query_row(
+                "SELECT (SELECT count(*) FROM completions), (SELECT status FROM jobs WHERE n = 5)",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
+            );
+            if matches!(state, Ok((5, Some(1)))) {
+                break;
+            }
+        }
+        assert!(
+            t.elapsed() < WITHIN,
+            "the run never reached the spinning job"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    let s = SqliteStorage::open(&db).unwrap();
+    let jobs = s.load_search("0").unwrap();
+    let done = jobs.iter().filter(|j| j.status == JobStatus::Done).count();
+    assert_eq!(done, 5, "{jobs:?}");
+    // The spinning job's owner is gone: it shows as abandoned once its lease is over.
+    assert!(
+        s.load_abandoned("0", Duration::from_secs(3600))
+            .unwrap()
+            .is_empty()
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let abandoned = s.load_abandoned("0", Duration::from_secs(1)).unwrap();
+    assert_eq!(
+        abandoned,
+        [JobId::new("0", 5), JobId::new("0", 6)],
+        "the running and the queued job"
+    );
+}
