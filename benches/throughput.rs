@@ -2,7 +2,8 @@
 //! search-style loop keeping 2 jobs in flight; compute-bound jobs on 1 and 2 workers.
 //! Prints one line per run with jobs/s and CPU-µs per job (parent + workers).
 //!
-//! `cargo bench --bench throughput -- [all|steady|compute] [--method process] [--jobs N]`
+//! `cargo bench --bench throughput -- [all|steady|compute] [--method process] [--jobs N]
+//! [--storage sqlite:PATH]`
 
 use std::time::{Duration, Instant};
 
@@ -24,13 +25,41 @@ fn cpu_secs() -> (f64, f64) {
     (usage(libc::RUSAGE_SELF), usage(libc::RUSAGE_CHILDREN))
 }
 
-fn evaluator(method: Method, workers: usize, guest: &str) -> Evaluator {
-    Evaluator::builder(common::guest(guest))
+fn evaluator(method: Method, workers: usize, guest: &str, storage: Option<&str>) -> Evaluator {
+    let mut b = Evaluator::builder(common::guest(guest))
         .method(method)
         .num_workers(workers)
-        .cache(CacheDir::Disabled)
-        .build()
-        .unwrap()
+        .cache(CacheDir::Disabled);
+    if let Some(url) = storage {
+        b = b.storage(wasmeval::storage::open(url).unwrap());
+    }
+    b.build().unwrap()
+}
+
+/// Polls the SQLite file from another connection until the first job is committed; returns
+/// how long after that job finished it became visible.
+fn first_commit_latency(path: &str, e: &Evaluator) -> std::thread::JoinHandle<Duration> {
+    let path = path.strip_prefix("sqlite:").unwrap_or(path).to_string();
+    let created = e.created();
+    std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        loop {
+            let end: Option<f64> = conn
+                .query_row(
+                    "SELECT json_extract(j.metadata, '$.timestamp_end') FROM completions c \
+                     JOIN jobs j ON j.search_id = c.search_id AND j.n = c.n ORDER BY c.seq LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap_or(None);
+            if let Some(end) = end {
+                return created
+                    .elapsed()
+                    .saturating_sub(Duration::from_secs_f64(end));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    })
 }
 
 fn report(name: &str, method: Method, jobs: usize, wall: Duration, before: (f64, f64)) {
@@ -49,9 +78,10 @@ fn trivial(i: usize) -> serde_json::Value {
     json!({"x0": i as f64 * 0.001, "x1": 0.5, "x2": -1.0})
 }
 
-fn all(method: Method, jobs: usize) {
+fn all(method: Method, jobs: usize, storage: Option<&str>) {
     let before = cpu_secs();
-    let mut e = evaluator(method, 2, "sum");
+    let mut e = evaluator(method, 2, "sum", storage);
+    let latency = storage.map(|s| first_commit_latency(s, &e));
     let t = Instant::now();
     e.submit((0..jobs).map(trivial)).unwrap();
     let done = e.gather(Gather::All).unwrap().local;
@@ -60,11 +90,18 @@ fn all(method: Method, jobs: usize) {
     assert!(done.iter().all(|j| j.failure.is_none()));
     drop(e); // reaps the workers, so their CPU time is counted
     report("ALL", method, jobs, wall, before);
+    if let Some(l) = latency {
+        println!(
+            "         storage {}: first job committed {:.1} ms after it finished",
+            storage.unwrap(),
+            l.join().unwrap().as_secs_f64() * 1e3
+        );
+    }
 }
 
 fn steady(method: Method, jobs: usize) {
     let before = cpu_secs();
-    let mut e = evaluator(method, 2, "sum");
+    let mut e = evaluator(method, 2, "sum", None);
     let t = Instant::now();
     e.submit((0..2).map(trivial)).unwrap();
     let (mut gathered, mut submitted) = (0, 2);
@@ -132,7 +169,7 @@ fn compute(method: Method) {
     let config = json!({"x": x, "repeat": 2_000_000});
     let mut walls = Vec::new();
     for workers in [1, 2] {
-        let mut e = evaluator(method, workers, "ackley");
+        let mut e = evaluator(method, workers, "ackley", None);
         let t = Instant::now();
         e.submit((0..8).map(|_| config.clone())).unwrap();
         let done = e.gather(Gather::All).unwrap().local;
@@ -173,8 +210,9 @@ fn main() {
         .iter()
         .find(|a| ["all", "steady", "steady2", "compute"].contains(&a.as_str()))
         .cloned();
+    let storage = value("--storage");
     if what.as_deref().is_none_or(|w| w == "all") {
-        all(method, jobs);
+        all(method, jobs, storage.as_deref());
     }
     if what.as_deref().is_none_or(|w| w == "steady") {
         steady(method, jobs / 5);

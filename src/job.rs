@@ -5,7 +5,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::output::Objective;
+use std::time::Instant;
+
+use crate::output::{Objective, parse_result};
+use crate::sandbox::RunOutput;
 
 /// A job id, `"<search>.<n>"` as in DeepHyper.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -225,6 +228,60 @@ impl Job {
                 .insert("trap_code".into(), code.clone().into());
         }
         self.failure = Some(failure);
+    }
+
+    /// The outcome of a finished run, as a job holding only what the run decided: status,
+    /// objective or failure, `timestamp_start` and `timestamp_end` (seconds since `created`),
+    /// the run function's metadata, fuel, the series and the log.
+    pub fn outcome(id: JobId, out: RunOutput, created: Instant) -> Job {
+        let mut job = Job::new(id, Map::new());
+        let secs = |t: Instant| t.saturating_duration_since(created).as_secs_f64();
+        job.metadata
+            .insert("timestamp_start".into(), secs(out.started).into());
+        job.metadata
+            .insert("timestamp_end".into(), secs(out.ended).into());
+        let failure = match out.result.map(|text| parse_result(&text)) {
+            Ok(Ok(normalized)) => {
+                for (k, v) in normalized.metadata {
+                    job.metadata.entry(k).or_insert(v);
+                }
+                job.objective = Some(normalized.objective);
+                job.extra_output = normalized.extra;
+                None
+            }
+            Ok(Err(msg)) => Some(Failure::new(FailureKind::BadOutput, msg)),
+            Err(failure) => Some(failure),
+        };
+        if let Some(fuel) = out.fuel_used {
+            job.metadata.insert("fuel_used".into(), fuel.into());
+        }
+        job.status = JobStatus::Done;
+        if let Some(failure) = failure {
+            if failure.kind == FailureKind::Cancelled {
+                job.status = JobStatus::Cancelled;
+            }
+            job.fail(failure);
+        }
+        if out.truncated {
+            job.metadata.insert("truncated".into(), true.into());
+        }
+        job.intermediate = out.records;
+        job.log = out.log;
+        job
+    }
+
+    /// Takes the outcome of its run (see [`Job::outcome`]): everything but the id and the
+    /// configuration; metadata keys already present (such as `timestamp_submit`) stay.
+    pub fn merge_outcome(&mut self, outcome: Job) {
+        self.status = outcome.status;
+        self.objective = outcome.objective;
+        self.extra_output = outcome.extra_output;
+        for (k, v) in outcome.metadata {
+            self.metadata.entry(k).or_insert(v);
+        }
+        self.intermediate = outcome.intermediate;
+        self.log = outcome.log;
+        self.failure = outcome.failure;
     }
 
     /// The job as one JSON object: id, status, config, objective, metadata, intermediate, log.

@@ -10,7 +10,7 @@ pub use threads::ThreadPool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::job::JobId;
+use crate::job::{Job, JobId};
 use crate::sandbox::{JobControl, LoadedModule, Policy, RunOutput};
 use crate::storage::Storage;
 
@@ -34,14 +34,29 @@ pub trait Backend: Send {
 /// What every worker shares.
 #[derive(Clone)]
 pub struct Shared {
+    /// The zero of the jobs' timestamps (the evaluator's creation).
+    pub created: Instant,
     /// The run function.
     pub module: Arc<LoadedModule>,
     /// The sandbox policy.
     pub policy: Arc<Policy>,
     /// The run-function kwargs, as JSON.
     pub kwargs: Arc<str>,
-    /// Where the RUNNING status is written.
+    /// Where the RUNNING status and the outcomes are written.
     pub storage: Arc<dyn Storage>,
+}
+
+impl Shared {
+    /// Stores a job's outcome as soon as it ends (so it is committed within the storage's
+    /// commit window, whenever the evaluator gathers it) and makes the report for the
+    /// evaluator.
+    pub fn complete(&self, id: JobId, output: RunOutput) -> Finished {
+        let outcome = Job::outcome(id.clone(), output, self.created);
+        // A storage failure here loses no result: the evaluator still gets the outcome, and
+        // its own writes at gather report the failure.
+        let _ = self.storage.store_job_done(&outcome);
+        Finished { id, outcome }
+    }
 }
 
 /// A job handed to a backend.
@@ -54,12 +69,12 @@ pub struct Task {
     pub control: Arc<JobControl>,
 }
 
-/// A job's ending, sent back by a backend.
+/// A job's ending, sent back by a backend once it is stored.
 pub struct Finished {
     /// The job id.
     pub id: JobId,
-    /// How it ended.
-    pub output: RunOutput,
+    /// Its outcome (see [`crate::Job::outcome`]).
+    pub outcome: Job,
 }
 
 /// How jobs are run.

@@ -256,10 +256,7 @@ impl Pool {
     }
 
     fn finish(&self, task: Task, output: RunOutput) {
-        let _ = self.done.send(Finished {
-            id: task.id,
-            output,
-        });
+        let _ = self.done.send(self.shared.complete(task.id, output));
     }
 }
 

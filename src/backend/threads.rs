@@ -64,13 +64,7 @@ fn work(tasks: &Receiver<Task>, done: &Sender<Finished>, shared: &Shared) {
                 control: task.control,
             },
         );
-        if done
-            .send(Finished {
-                id: task.id,
-                output,
-            })
-            .is_err()
-        {
+        if done.send(shared.complete(task.id, output)).is_err() {
             return;
         }
     }

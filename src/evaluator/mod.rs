@@ -29,9 +29,8 @@ use serde_json::{Map, Value};
 use crate::backend::{Backend, Finished, Method, ProcessPool, Shared, Task, ThreadPool};
 use crate::callback::Callback;
 use crate::error::{Error, Result};
-use crate::job::{Failure, FailureKind, Job, JobId, JobStatus};
-use crate::output::parse_result;
-use crate::sandbox::{JobControl, LoadedModule, Policy, RunFunction, RunOutput, Signals};
+use crate::job::{Job, JobId, JobStatus};
+use crate::sandbox::{JobControl, LoadedModule, Policy, RunFunction, Signals};
 use crate::storage::{MemoryStorage, Storage};
 
 /// How many jobs `gather` waits for.
@@ -142,13 +141,14 @@ impl Evaluator {
             Method::Thread | Method::Process => num_workers.unwrap_or(cores).max(1),
         };
         let (done_tx, done) = crossbeam_channel::unbounded();
+        let now = Instant::now();
         let shared = Shared {
+            created: now,
             module: module.clone(),
             policy: Arc::new(policy),
             kwargs: Value::Object(run_function_kwargs).to_string().into(),
             storage: storage.clone(),
         };
-        let now = Instant::now();
         let mut evaluator = Evaluator {
             method,
             num_workers,
@@ -195,6 +195,11 @@ impl Evaluator {
             });
         }
         Ok(self.pool.as_deref().expect("started above"))
+    }
+
+    /// When the evaluator was created: the zero of the `timestamp_*` metadata.
+    pub fn created(&self) -> Instant {
+        self.created
     }
 
     /// The pids of the worker processes (process method; empty otherwise).
@@ -310,10 +315,12 @@ impl Evaluator {
             .pending
             .remove(&finished.id)
             .expect("a backend reports only jobs this evaluator submitted");
-        apply_output(&mut job, finished.output, self.created);
-        job.metadata
-            .insert("timestamp_gather".into(), self.since_created().into());
-        self.storage.store_job_done(&job)?;
+        // The outcome was stored when the job finished; gathering adds its timestamp.
+        job.merge_outcome(finished.outcome);
+        let ts = self.since_created();
+        job.metadata.insert("timestamp_gather".into(), ts.into());
+        self.storage
+            .store_job_metadata(&job.id, "timestamp_gather", ts.into())?;
         self.gathered += 1;
         for cb in &mut self.callbacks {
             cb.on_done(&job);
@@ -466,40 +473,4 @@ fn check_policy(policy: &Policy) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Writes a job's ending into it: timestamps, objective or failure, metadata, series, log.
-fn apply_output(job: &mut Job, out: RunOutput, created: Instant) {
-    let secs = |t: Instant| t.saturating_duration_since(created).as_secs_f64();
-    job.metadata
-        .insert("timestamp_start".into(), secs(out.started).into());
-    job.metadata
-        .insert("timestamp_end".into(), secs(out.ended).into());
-    let failure = match out.result.map(|text| parse_result(&text)) {
-        Ok(Ok(normalized)) => {
-            for (k, v) in normalized.metadata {
-                job.metadata.entry(k).or_insert(v);
-            }
-            job.objective = Some(normalized.objective);
-            job.extra_output = normalized.extra;
-            None
-        }
-        Ok(Err(msg)) => Some(Failure::new(FailureKind::BadOutput, msg)),
-        Err(failure) => Some(failure),
-    };
-    if let Some(fuel) = out.fuel_used {
-        job.metadata.insert("fuel_used".into(), fuel.into());
-    }
-    job.status = JobStatus::Done;
-    if let Some(failure) = failure {
-        if failure.kind == FailureKind::Cancelled {
-            job.status = JobStatus::Cancelled;
-        }
-        job.fail(failure);
-    }
-    if out.truncated {
-        job.metadata.insert("truncated".into(), true.into());
-    }
-    job.intermediate = out.records;
-    job.log = out.log;
 }

@@ -109,7 +109,7 @@ impl Storage for MemoryStorage {
     fn store_job_done(&self, job: &Job) -> Result<()> {
         self.with_job(&job.id, |j, finished| {
             let first = j.objective.is_none();
-            *j = job.clone();
+            j.merge_outcome(job.clone());
             if first {
                 finished.push(job.id.number());
             }

@@ -36,8 +36,9 @@ pub trait Storage: Send + Sync {
     fn store_job_intermediate(&self, job_id: &JobId, series: &[(f64, f64)]) -> Result<()>;
     /// Stores a job's log.
     fn store_job_log(&self, job_id: &JobId, log: &str) -> Result<()>;
-    /// Stores a finished job whole (output, metadata, series, log, status) and appends it to
-    /// the search's completion list, once.
+    /// Stores a finished job's outcome (status, objective, series, log; its metadata is merged
+    /// into the stored metadata, keys already stored staying) and appends it to the search's
+    /// completion list, once. The configuration is not touched.
     fn store_job_done(&self, job: &Job) -> Result<()>;
     /// All search ids.
     fn load_all_search_ids(&self) -> Result<Vec<String>>;

@@ -62,7 +62,7 @@ ON CONFLICT (search_id, n) DO UPDATE SET
     status = coalesce(?3, status),
     config = coalesce(?4, config),
     objective = CASE WHEN ?11 THEN ?5 ELSE objective END,
-    metadata = CASE WHEN ?12 THEN ?6 ELSE json_patch(metadata, coalesce(?6, '{}')) END,
+    metadata = json_patch(metadata, coalesce(?6, '{}')),
     intermediate = coalesce(?7, intermediate),
     log = coalesce(?8, log),
     owner = coalesce(?9, owner),
@@ -75,7 +75,6 @@ struct Delta {
     config: Option<String>,
     objective: Option<Option<String>>,
     metadata: Map<String, Value>,
-    replace_metadata: bool,
     intermediate: Option<String>,
     log: Option<String>,
     /// Claim the job for this storage instance (owner and heartbeat).
@@ -322,8 +321,8 @@ impl Inner {
                 .map_err(|e| self.error(e))?;
             let now = now_secs();
             for ((sid, n), d) in &pending.jobs {
-                let metadata = (d.replace_metadata || !d.metadata.is_empty())
-                    .then(|| Value::Object(d.metadata.clone()).to_string());
+                let metadata =
+                    (!d.metadata.is_empty()).then(|| Value::Object(d.metadata.clone()).to_string());
                 upsert
                     .execute(params![
                         sid,
@@ -337,7 +336,6 @@ impl Inner {
                         d.owned.then_some(self.owner.as_str()),
                         d.owned.then_some(now),
                         d.objective.is_some(),
-                        d.replace_metadata,
                     ])
                     .map_err(|e| self.error(e))?;
                 if d.finished {
@@ -501,10 +499,10 @@ impl Storage for SqliteStorage {
         let objective = job.objective.as_ref().map(|o| o.to_json().to_string());
         self.buffer(&job.id, |d| {
             d.status = Some(job.status as i64);
-            d.config = Some(Value::Object(job.config.clone()).to_string());
             d.objective = Some(objective);
-            d.metadata = job.metadata.clone();
-            d.replace_metadata = true;
+            for (k, v) in &job.metadata {
+                d.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+            }
             d.intermediate =
                 Some(serde_json::to_string(&job.intermediate).unwrap_or_else(|_| "[]".into()));
             d.log = Some(job.log.clone());
