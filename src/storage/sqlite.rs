@@ -321,15 +321,15 @@ impl Inner {
                 .map_err(|e| self.error(e))?;
             let now = now_secs();
             for ((sid, n), d) in &pending.jobs {
-                let metadata =
-                    (!d.metadata.is_empty()).then(|| Value::Object(d.metadata.clone()).to_string());
+                let metadata = (!d.metadata.is_empty())
+                    .then(|| serde_json::to_string(&d.metadata).unwrap_or_else(|_| "{}".into()));
                 upsert
                     .execute(params![
                         sid,
                         n,
                         d.status,
                         d.config,
-                        d.objective.clone().flatten(),
+                        d.objective.as_ref().and_then(|o| o.as_deref()),
                         metadata,
                         d.intermediate,
                         d.log,
