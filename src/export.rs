@@ -11,39 +11,71 @@ use serde_json::Value;
 use crate::job::Job;
 use crate::output::Objective;
 
-/// Writes `jobs` as DeepHyper's `results.csv`.
-pub fn write_csv(jobs: &[Job], mut out: impl Write) -> std::io::Result<()> {
-    let params = union(jobs.iter().map(|j| j.config.keys()));
-    let metadata = union(
-        jobs.iter()
-            .map(|j| j.metadata.keys().filter(|k| !k.starts_with('_'))),
-    );
-    let k = jobs
-        .iter()
-        .find_map(|j| match &j.objective {
-            Some(Objective::Multi(v)) => Some(v.len()),
-            _ => None,
-        })
-        .unwrap_or(1);
-    let mut header: Vec<String> = params.iter().map(|p| format!("p:{p}")).collect();
-    if k == 1 {
-        header.push("objective".into());
-    } else {
-        header.extend((0..k).map(|i| format!("objective_{i}")));
-    }
-    header.extend(["job_id".into(), "job_status".into()]);
-    header.extend(metadata.iter().map(|m| format!("m:{m}")));
-    write_row(&mut out, header)?;
-    for job in jobs {
-        let mut row: Vec<String> = params
+/// The columns of a `results.csv`, fixed from a set of jobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Columns {
+    params: Vec<String>,
+    objectives: usize,
+    metadata: Vec<String>,
+}
+
+impl Columns {
+    /// The columns that show every configuration key and metadata key of `jobs` (first-seen
+    /// order), with as many objective columns as the first multi-objective result has.
+    pub fn of(jobs: &[Job]) -> Columns {
+        let params = union(jobs.iter().map(|j| j.config.keys()));
+        let metadata = union(
+            jobs.iter()
+                .map(|j| j.metadata.keys().filter(|k| !k.starts_with('_'))),
+        );
+        let objectives = jobs
             .iter()
-            .map(|p| cell(job.config.get(p.as_str())))
+            .find_map(|j| match &j.objective {
+                Some(Objective::Multi(v)) => Some(v.len()),
+                _ => None,
+            })
+            .unwrap_or(1);
+        Columns {
+            params: params.into_iter().cloned().collect(),
+            objectives,
+            metadata: metadata.into_iter().cloned().collect(),
+        }
+    }
+
+    /// Writes the header line.
+    pub fn write_header(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let mut header: Vec<String> = self.params.iter().map(|p| format!("p:{p}")).collect();
+        if self.objectives == 1 {
+            header.push("objective".into());
+        } else {
+            header.extend((0..self.objectives).map(|i| format!("objective_{i}")));
+        }
+        header.extend(["job_id".into(), "job_status".into()]);
+        header.extend(self.metadata.iter().map(|m| format!("m:{m}")));
+        write_row(out, header)
+    }
+
+    /// Writes one job's line; values of keys outside the columns are left out.
+    pub fn write_job(&self, job: &Job, out: &mut impl Write) -> std::io::Result<()> {
+        let mut row: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| cell(job.config.get(p)))
             .collect();
-        row.extend(objective_cells(job.objective.as_ref(), k));
+        row.extend(objective_cells(job.objective.as_ref(), self.objectives));
         row.push(job.id.number().to_string());
         row.push(job.status.name().into());
-        row.extend(metadata.iter().map(|m| cell(job.metadata.get(m.as_str()))));
-        write_row(&mut out, row)?;
+        row.extend(self.metadata.iter().map(|m| cell(job.metadata.get(m))));
+        write_row(out, row)
+    }
+}
+
+/// Writes `jobs` as DeepHyper's `results.csv`.
+pub fn write_csv(jobs: &[Job], mut out: impl Write) -> std::io::Result<()> {
+    let columns = Columns::of(jobs);
+    columns.write_header(&mut out)?;
+    for job in jobs {
+        columns.write_job(job, &mut out)?;
     }
     out.flush()
 }

@@ -53,7 +53,7 @@ pub mod storage;
 pub mod worker;
 
 pub use backend::Method;
-pub use callback::Callback;
+pub use callback::{Callback, CsvLogger};
 pub use error::{Error, Result};
 pub use evaluator::{Evaluator, EvaluatorBuilder, EvaluatorOptions, Gather, Gathered};
 pub use job::{Failure, FailureKind, Job, JobId, JobStatus};

@@ -15,3 +15,7 @@ pub trait Callback: Send {
     /// The evaluator was closed.
     fn on_close(&mut self) {}
 }
+
+mod csv_logger;
+
+pub use csv_logger::CsvLogger;
