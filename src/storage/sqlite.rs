@@ -133,6 +133,9 @@ impl SqliteStorage {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
+        // Checkpoint the WAL every 64 MiB rather than every 4 MiB: fewer fsyncs on the commit path.
+        conn.pragma_update(None, "wal_autocheckpoint", 16384)
+            .map_err(err)?;
         // Check (and on a new file, create) the schema in one write transaction, so that two
         // processes opening a new file at once agree.
         let mut conn = conn;
