@@ -35,6 +35,9 @@ pub enum Error {
     /// The given search id does not exist in the storage.
     #[error("the given search_id={0} does not exist in the linked storage")]
     UnknownSearch(String),
+    /// A search cannot be resumed as asked (another module or policy).
+    #[error("cannot resume: {0}")]
+    Resume(String),
     /// `gather(Batch(n))` was called with no job pending.
     #[error("no jobs pending, call Evaluator::submit first")]
     NoJobsPending,

@@ -48,6 +48,7 @@ pub mod input;
 pub mod ipc;
 pub mod job;
 pub mod output;
+pub mod resume;
 pub mod sandbox;
 pub mod storage;
 pub mod worker;

@@ -315,17 +315,13 @@ fn supervise(pool: &Pool, i: usize, mut first: Option<Sender<Result<(), String>>
     let slot = &pool.slots[i];
     let mut buf = Vec::new();
     while !pool.stopping.load(Ordering::SeqCst) {
-        let started = spawn(pool);
-        if let Some(tx) = first.take() {
-            let failed = started.is_err();
-            let _ = tx.send(started.as_ref().map(|_| ()).map_err(Clone::clone));
-            if failed {
-                return;
-            }
-        }
-        let (mut child, stdin, mut stdout) = match started {
+        let (mut child, stdin, mut stdout) = match spawn(pool) {
             Ok(w) => w,
             Err(e) => {
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
                 fail_in_flight(pool, slot, &e);
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
@@ -338,6 +334,10 @@ fn supervise(pool: &Pool, i: usize, mut first: Option<Sender<Result<(), String>>
             if pool.stopping.load(Ordering::SeqCst) {
                 kill(child.id());
             }
+        }
+        // Reported once the worker is in its slot, so `start` returns with every pid known.
+        if let Some(tx) = first.take() {
+            let _ = tx.send(Ok(()));
         }
         pool.notify_room();
         while let Ok(Some(FromWorker::Done { seq, output })) =

@@ -58,6 +58,11 @@ pub struct RunArgs {
     /// Join this existing search of the storage instead of creating one.
     #[arg(long)]
     pub search_id: Option<String>,
+    /// Resume the search given with --search-id: configurations of the input that finished
+    /// DONE there (same position, same JSON) are skipped; the others run again. Refused if the
+    /// module or the policy differ from the search's.
+    #[arg(long, requires = "search_id")]
+    pub resume: bool,
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
@@ -122,6 +127,10 @@ pub fn run(args: RunArgs) -> i32 {
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if args.resume && args.storage == "memory" {
+        eprintln!("error: --resume needs a --storage file that holds the search to resume");
+        return 2;
+    }
     let storage = match crate::storage::open(&args.storage) {
         Ok(s) => s,
         Err(e) => {
@@ -134,6 +143,7 @@ pub fn run(args: RunArgs) -> i32 {
         .method(args.method)
         .num_workers(workers)
         .retries(args.retries)
+        .resume(args.resume)
         .run_function_kwargs(args.kwargs.unwrap_or_default());
     if let Some(id) = args.search_id {
         b = b.search_id(id);
@@ -159,7 +169,11 @@ pub fn run(args: RunArgs) -> i32 {
             eprintln!("error: {e}");
             return if matches!(
                 e,
-                Error::Module { .. } | Error::Read { .. } | Error::Option(_)
+                Error::Resume(_)
+                    | Error::UnknownSearch(_)
+                    | Error::Module { .. }
+                    | Error::Read { .. }
+                    | Error::Option(_)
             ) {
                 2
             } else {
@@ -169,7 +183,7 @@ pub fn run(args: RunArgs) -> i32 {
     };
     evaluator.set_timeout(args.search_timeout);
     let started = Instant::now();
-    let jobs = match evaluate(&mut evaluator, configs) {
+    let jobs = match evaluate(&mut evaluator, configs, args.resume) {
         Ok(jobs) => jobs,
         Err(e) => {
             eprintln!("error: {e}");
@@ -187,13 +201,36 @@ pub fn run(args: RunArgs) -> i32 {
     0
 }
 
+/// Runs the configurations (numbered by input position); on resume, only those that did not
+/// finish, and returns the whole search.
 fn evaluate(
     evaluator: &mut Evaluator,
     configs: Vec<Map<String, Value>>,
+    resume: bool,
 ) -> crate::Result<Vec<Job>> {
-    evaluator.submit(configs.into_iter().map(Value::Object))?;
-    let mut jobs = evaluator.gather(Gather::All)?.local;
-    jobs.extend(evaluator.close());
+    let inputs = (0u64..).zip(configs);
+    if !resume {
+        evaluator.submit_inputs(inputs)?;
+        let mut jobs = evaluator.gather(Gather::All)?.local;
+        jobs.extend(evaluator.close());
+        jobs.sort_by_key(|j| j.id.number());
+        return Ok(jobs);
+    }
+    let (storage, search) = (
+        evaluator.storage().clone(),
+        evaluator.search_id().to_string(),
+    );
+    let done = crate::resume::finished_inputs(&*storage, &search)?;
+    crate::resume::cancel_unfinished(&*storage, &search)?;
+    let todo: Vec<_> = inputs
+        .filter(|(pos, c)| !done.contains(&(*pos, crate::resume::config_hash(c))))
+        .collect();
+    if !todo.is_empty() {
+        evaluator.submit_inputs(todo)?;
+        evaluator.gather(Gather::All)?;
+    }
+    evaluator.close();
+    let mut jobs = storage.load_search(&search)?;
     jobs.sort_by_key(|j| j.id.number());
     Ok(jobs)
 }

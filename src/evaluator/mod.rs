@@ -126,15 +126,20 @@ impl Evaluator {
             policy,
             cache,
             retries,
+            resume,
         } = options;
         check_policy(&policy)?;
         let module = Arc::new(LoadedModule::load(&run_function.into(), &policy, &cache)?);
         let storage: Arc<dyn Storage> = storage.unwrap_or_else(|| Arc::new(MemoryStorage::new()));
+        let joined = search_id.is_some();
         let search_id = match search_id {
             None => storage.create_new_search()?,
             Some(id) if storage.load_all_search_ids()?.contains(&id) => id,
             Some(id) => return Err(Error::UnknownSearch(id)),
         };
+        if !joined || resume {
+            crate::resume::record_or_check(&*storage, &search_id, &module.sha256, &policy, resume)?;
+        }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let num_workers = match method {
             Method::Serial => 1,
@@ -254,20 +259,48 @@ impl Evaluator {
             {
                 return Err(Error::MaximumJobsSpawnReached(max));
             }
-            ids.push(self.submit_one(config)?);
+            ids.push(self.submit_one(config, None)?);
         }
         Ok(ids)
     }
 
-    fn submit_one(&mut self, config: Map<String, Value>) -> Result<JobId> {
+    /// Submits configurations with their position in an input, so that a resumed search can
+    /// tell which ones finished (see [`crate::resume`]).
+    pub fn submit_inputs(
+        &mut self,
+        inputs: impl IntoIterator<Item = (u64, Map<String, Value>)>,
+    ) -> Result<Vec<JobId>> {
+        let mut ids = Vec::new();
+        for (pos, config) in inputs {
+            if let Some(max) = self.max_submitted
+                && self.num_jobs_submitted() >= max
+            {
+                return Err(Error::MaximumJobsSpawnReached(max));
+            }
+            ids.push(self.submit_one(config, Some(pos))?);
+        }
+        Ok(ids)
+    }
+
+    fn submit_one(&mut self, config: Map<String, Value>, input: Option<u64>) -> Result<JobId> {
         let id = self.storage.create_new_job(&self.search_id)?;
         self.storage.store_job_in(&id, &config)?;
         self.storage.store_job_status(&id, JobStatus::Ready)?;
+        let hash = input.map(|_| crate::resume::config_hash(&config));
         let mut job = Job::new(id.clone(), config);
         let ts = self.since_created();
         job.metadata.insert("timestamp_submit".into(), ts.into());
         self.storage
             .store_job_metadata(&id, "timestamp_submit", ts.into())?;
+        if let (Some(pos), Some(hash)) = (input, hash) {
+            for (k, v) in [
+                (crate::resume::INPUT_POS, Value::from(pos)),
+                (crate::resume::INPUT_HASH, Value::from(hash)),
+            ] {
+                job.metadata.insert(k.into(), v.clone());
+                self.storage.store_job_metadata(&id, k, v)?;
+            }
+        }
         for cb in &mut self.callbacks {
             cb.on_launch(&job);
         }

@@ -31,6 +31,9 @@ pub struct EvaluatorOptions {
     pub cache: CacheDir,
     /// How many times a job whose worker process died is run again (process method).
     pub retries: u32,
+    /// With `search_id`: refuse to join a search run with another module or policy (see
+    /// [`crate::resume`]).
+    pub resume: bool,
 }
 
 impl Default for EvaluatorOptions {
@@ -44,6 +47,7 @@ impl Default for EvaluatorOptions {
             policy: Policy::default(),
             cache: CacheDir::Default,
             retries: 0,
+            resume: false,
         }
     }
 }
@@ -140,6 +144,11 @@ impl EvaluatorBuilder {
     /// Runs a job again, up to `n` times, when its worker process dies (process method).
     pub fn retries(mut self, n: u32) -> Self {
         self.options.retries = n;
+        self
+    }
+    /// Resumes the search given with `search_id` (checks its module and policy).
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.options.resume = resume;
         self
     }
     /// Sets the compile cache.

@@ -309,3 +309,130 @@ fn a_killed_evaluator_leaves_a_sound_file_with_its_finished_jobs_and_detectable_
         "the running and the queued job"
     );
 }
+
+#[test]
+fn a_killed_run_resumes_without_running_a_finished_configuration_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("resume.sqlite");
+    let input = dir.path().join("in.jsonl");
+    let configs = [
+        json!({"action": "env_count"}),
+        json!({"action": "env_count", "path": "b"}),
+        json!({"action": "env_count", "path": "c"}),
+        json!({"action": "sleep", "n": 1500}),
+        json!({"action": "env_count", "path": "e"}),
+        json!({"action": "env_count", "path": "f"}),
+    ];
+    let lines: Vec<String> = configs.iter().map(|c| c.to_string()).collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let probe = guest("probe");
+    let storage = format!("sqlite:{}", db.display());
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            probe.to_str().unwrap(),
+            "-i",
+            input.to_str().unwrap(),
+            "--storage",
+            &storage,
+        ];
+        a.extend_from_slice(&["--method", "serial", "--timeout", "10s", "--quiet"]);
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let mut first = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .args(args(&[]))
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        if let Ok(conn) = rusqlite::Connection::open(&db) {
+            let state = conn.query_row(
+                "SELECT (SELECT count(*) FROM completions), (SELECT status FROM jobs WHERE n = 3)",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
+            );
+            if matches!(state, Ok((3, Some(1)))) {
+                break;
+            }
+        }
+        assert!(
+            t.elapsed() < WITHIN,
+            "the first run never reached the sleeping job"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Command::new("kill")
+        .args(["-9", &first.id().to_string()])
+        .status()
+        .unwrap();
+    first.wait().unwrap();
+
+    // Another module, or another policy, is refused.
+    let ackley = guest("ackley");
+    let mut other = args(&["--resume", "--search-id", "0"]);
+    other[1] = ackley.to_str().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .args(&other)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot resume: search 0 was run with the module")
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .args(args(&["--resume", "--search-id", "0", "--memory", "64MiB"]))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another sandbox policy"));
+
+    let csv = dir.path().join("results.csv");
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .args(args(&[
+            "--resume",
+            "--search-id",
+            "0",
+            "--output",
+            csv.to_str().unwrap(),
+        ]))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = SqliteStorage::open(&db).unwrap();
+    let jobs = s.load_search("0").unwrap();
+    for pos in 0..6u64 {
+        let done: Vec<&Job> = jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Done && j.metadata["_input_pos"] == pos)
+            .collect();
+        assert_eq!(done.len(), 1, "position {pos}: {jobs:?}");
+        if pos < 3 {
+            assert_eq!(
+                done[0].id.number(),
+                pos,
+                "finished in the first run, not run again"
+            );
+        }
+    }
+    let cancelled = jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Cancelled)
+        .count();
+    assert_eq!(
+        cancelled, 3,
+        "the interrupted and the queued jobs of the first run"
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 1 + 9);
+    assert!(
+        !text.lines().next().unwrap().contains("_input"),
+        "hidden keys stay hidden"
+    );
+}

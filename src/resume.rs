@@ -1,0 +1,131 @@
+//! Resuming a search after a crash: a configuration is identified by its input position and
+//! the sha256 of its canonical JSON (hidden metadata `_input_pos`, `_input_hash`); a search
+//! records the module's sha256 and the policy it runs with, and a resume with another module
+//! or policy is refused.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::job::{Failure, FailureKind, Job, JobStatus};
+use crate::sandbox::Policy;
+use crate::storage::Storage;
+
+/// Hidden metadata key: the configuration's position in the input (0-based).
+pub const INPUT_POS: &str = "_input_pos";
+/// Hidden metadata key: the sha256 of the configuration's canonical JSON.
+pub const INPUT_HASH: &str = "_input_hash";
+
+/// The sha256 (hex) of `config` as canonical JSON (object keys sorted, at every depth).
+pub fn config_hash(config: &Map<String, Value>) -> String {
+    fn canonical(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), canonical(&m[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+            other => other.clone(),
+        }
+    }
+    let text = canonical(&Value::Object(config.clone())).to_string();
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Records the module and policy of a new search, or, when `resume`, checks that a search
+/// being resumed was run with the same ones.
+pub fn record_or_check(
+    storage: &dyn Storage,
+    search_id: &str,
+    module_sha256: &str,
+    policy: &Policy,
+    resume: bool,
+) -> Result<()> {
+    let policy = serde_json::to_value(policy).map_err(|e| Error::Option(e.to_string()))?;
+    if resume {
+        let stored_module = storage.load_search_value(search_id, "module_sha256")?;
+        if let Some(Value::String(m)) = &stored_module
+            && m != module_sha256
+        {
+            return Err(Error::Resume(format!(
+                "search {search_id} was run with the module of sha256 {m}, and this module's is {module_sha256}"
+            )));
+        }
+        if let Some(p) = storage.load_search_value(search_id, "policy")?
+            && p != policy
+        {
+            return Err(Error::Resume(format!(
+                "search {search_id} was run with another sandbox policy (timeout, memory, fuel, grants…): \
+                 it was {p}, now {policy}"
+            )));
+        }
+        if stored_module.is_some() {
+            return Ok(());
+        }
+    }
+    storage.store_search_value(search_id, "module_sha256", Value::from(module_sha256))?;
+    storage.store_search_value(search_id, "policy", policy)
+}
+
+/// The (input position, hash) of every configuration of the search that finished DONE.
+pub fn finished_inputs(storage: &dyn Storage, search_id: &str) -> Result<HashSet<(u64, String)>> {
+    Ok(storage
+        .load_search(search_id)?
+        .iter()
+        .filter(|j| j.status == JobStatus::Done && j.objective.is_some())
+        .filter_map(input_of)
+        .collect())
+}
+
+fn input_of(job: &Job) -> Option<(u64, String)> {
+    let pos = job.metadata.get(INPUT_POS)?.as_u64()?;
+    let hash = job.metadata.get(INPUT_HASH)?.as_str()?;
+    Some((pos, hash.to_string()))
+}
+
+/// Marks every job of the search that never finished (its evaluator died) CANCELLED, so the
+/// search shows each configuration's latest attempt. Returns how many there were.
+pub fn cancel_unfinished(storage: &dyn Storage, search_id: &str) -> Result<usize> {
+    let stale: Vec<Job> = storage
+        .load_search(search_id)?
+        .into_iter()
+        .filter(|j| j.objective.is_none())
+        .collect();
+    for job in &stale {
+        let mut outcome = Job::new(job.id.clone(), Map::new());
+        outcome.status = JobStatus::Cancelled;
+        outcome.fail(Failure::new(
+            FailureKind::Cancelled,
+            "abandoned: its evaluator stopped before the job finished; the search was resumed",
+        ));
+        storage.store_job_done(&outcome)?;
+    }
+    Ok(stale.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_hash_ignores_key_order_but_not_values() {
+        let a = json!({"x": 1, "y": {"b": 2, "a": [1, {"d": 1, "c": 2}]}});
+        let b = json!({"y": {"a": [1, {"c": 2, "d": 1}], "b": 2}, "x": 1});
+        let c = json!({"x": 2, "y": {"b": 2, "a": [1, {"d": 1, "c": 2}]}});
+        let h = |v: &Value| config_hash(v.as_object().unwrap());
+        assert_eq!(h(&a), h(&b));
+        assert_ne!(h(&a), h(&c));
+        assert_eq!(h(&a).len(), 64);
+    }
+}
