@@ -1,5 +1,8 @@
 //! The command line: a thin layer that parses arguments and calls the library.
 
+pub mod compile;
+pub mod output;
+pub mod results;
 pub mod run;
 pub mod units;
 
@@ -21,7 +24,11 @@ pub const EXIT_CODES: &str = "Exit codes:\n  0  every job got an outcome (failed
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Evaluate a run function over a file of configurations.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
+    /// Compile a run function into the cache ahead of time.
+    Compile(compile::CompileArgs),
+    /// Show or export the jobs of a search kept in a storage file.
+    Results(results::ResultsArgs),
 }
 
 /// Parses the command line and runs it; returns the process exit code.
@@ -35,6 +42,8 @@ pub fn main() -> i32 {
         }
     };
     match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
+        Command::Compile(args) => compile::compile(args),
+        Command::Results(args) => results::results(args),
     }
 }

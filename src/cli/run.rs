@@ -1,6 +1,5 @@
 //! `wasmeval run MODULE --input FILE`: evaluate every configuration and write the results.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -8,7 +7,7 @@ use clap::Args;
 use serde_json::{Map, Value};
 
 use crate::cli::units;
-use crate::{DirGrant, Error, Evaluator, Gather, Job, Method, export, input};
+use crate::{DirGrant, Error, Evaluator, Gather, Job, Method, input};
 
 /// Options of `wasmeval run`.
 #[derive(Args, Debug)]
@@ -191,7 +190,7 @@ pub fn run(args: RunArgs) -> i32 {
         }
     };
     let wall = started.elapsed();
-    if let Err(e) = write_results(&jobs, args.output.as_deref(), args.quiet) {
+    if let Err(e) = crate::cli::output::write_results(&jobs, args.output.as_deref(), args.quiet) {
         eprintln!("error: {e}");
         return 1;
     }
@@ -233,41 +232,6 @@ fn evaluate(
     let mut jobs = storage.load_search(&search)?;
     jobs.sort_by_key(|j| j.id.number());
     Ok(jobs)
-}
-
-fn write_results(
-    jobs: &[Job],
-    output: Option<&std::path::Path>,
-    quiet: bool,
-) -> Result<(), String> {
-    let Some(path) = output else {
-        if !quiet {
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            for job in jobs {
-                let objective = job
-                    .objective
-                    .as_ref()
-                    .map_or(Value::Null, crate::Objective::to_json);
-                let _ = writeln!(
-                    out,
-                    "{}\t{}\t{}\t{}",
-                    job.id,
-                    job.status.name(),
-                    objective,
-                    Value::Object(job.config.clone())
-                );
-            }
-        }
-        return Ok(());
-    };
-    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let out = std::io::BufWriter::new(file);
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("jsonl") | Some("json") => export::write_jsonl(jobs, out),
-        _ => export::write_csv(jobs, out),
-    }
-    .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn summary(jobs: &[Job], wall: Duration) -> String {

@@ -177,3 +177,66 @@ fn bad_input_gets_a_clear_error_and_exit_code_2() {
         assert!(err.contains(name) && err.contains(reason), "{err}");
     }
 }
+
+#[test]
+fn compile_fills_the_cache_and_results_reads_a_storage_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let ackley = guest("ackley");
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .args(["compile", ackley.to_str().unwrap()])
+        .env("WASMEVAL_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("objective component"));
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        1,
+        "one compiled module in the cache"
+    );
+    let out = wasmeval(&["compile", fixture("not_wasm.txt").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not WebAssembly"));
+
+    let db = dir.path().join("r.sqlite");
+    let db = db.to_str().unwrap();
+    let out = wasmeval(&[
+        "run",
+        ackley.to_str().unwrap(),
+        "-i",
+        "examples/configs/ackley.jsonl",
+        "--storage",
+        db,
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = wasmeval(&["results", "--storage", db]);
+    assert_eq!(table.status.code(), Some(0), "{}", stderr(&table));
+    let text = String::from_utf8_lossy(&table.stdout).to_string();
+    assert_eq!(text.lines().count(), 41);
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .starts_with("0.40\tDONE\t\"F_guest_error\""),
+        "{text}"
+    );
+    let csv = wasmeval(&["results", "--storage", db, "--format", "csv"]);
+    let csv = String::from_utf8_lossy(&csv.stdout).to_string();
+    assert!(
+        csv.starts_with("p:x,objective,job_id,job_status,m:timestamp_submit,"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 42);
+    let one = wasmeval(&["results", "--storage", db, "--job", "0.40"]);
+    let job: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(job["objective"], "F_guest_error");
+    assert_eq!(
+        job["metadata"]["failure_message"],
+        "x must hold at least one coordinate"
+    );
+    let missing = wasmeval(&["results", "--storage", db, "--search-id", "7"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("no search 7"));
+}

@@ -1,0 +1,87 @@
+//! `wasmeval results`: show or export the jobs of a search kept in a storage file.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::JobId;
+use crate::cli::output;
+
+/// Output formats of `wasmeval results`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    /// DeepHyper's results.csv columns.
+    Csv,
+    /// One JSON object per job, with its log.
+    Jsonl,
+    /// One line per job: id, status, objective, configuration.
+    Table,
+}
+
+/// Options of `wasmeval results`.
+#[derive(Args, Debug)]
+pub struct ResultsArgs {
+    /// The storage file: `sqlite:PATH` or a path.
+    #[arg(long)]
+    pub storage: String,
+    /// The search (default: the last one).
+    #[arg(long)]
+    pub search_id: Option<String>,
+    /// Write to this file (`.csv` or `.jsonl`) instead of stdout.
+    #[arg(long, short, conflicts_with = "format")]
+    pub output: Option<PathBuf>,
+    /// The format on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Show one job, with its log, as JSON.
+    #[arg(long)]
+    pub job: Option<String>,
+}
+
+/// Runs `wasmeval results`; returns the exit code.
+pub fn results(args: ResultsArgs) -> i32 {
+    match show(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+fn show(args: ResultsArgs) -> Result<(), String> {
+    let storage = crate::storage::open(&args.storage).map_err(|e| format!("--storage: {e}"))?;
+    if let Some(id) = args.job {
+        let job = storage.load_job(&JobId(id)).map_err(|e| e.to_string())?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&job.to_json()).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    let searches = storage.load_all_search_ids().map_err(|e| e.to_string())?;
+    let search = match args.search_id {
+        Some(id) if searches.contains(&id) => id,
+        Some(id) => return Err(format!("--search-id: no search {id} in {}", args.storage)),
+        None => searches
+            .iter()
+            .max_by_key(|s| s.parse::<u64>().unwrap_or(0))
+            .cloned()
+            .ok_or_else(|| format!("{}: the storage holds no search", args.storage))?,
+    };
+    let mut jobs = storage.load_search(&search).map_err(|e| e.to_string())?;
+    jobs.sort_by_key(|j| j.id.number());
+    match (&args.output, args.format) {
+        (Some(path), _) => output::write_results(&jobs, Some(path), false),
+        (None, Format::Table) => {
+            output::write_table(&jobs);
+            Ok(())
+        }
+        (None, Format::Csv) => {
+            crate::export::write_csv(&jobs, std::io::stdout().lock()).map_err(|e| e.to_string())
+        }
+        (None, Format::Jsonl) => {
+            crate::export::write_jsonl(&jobs, std::io::stdout().lock()).map_err(|e| e.to_string())
+        }
+    }
+}
