@@ -261,30 +261,8 @@ fn a_killed_evaluator_leaves_a_sound_file_with_its_finished_jobs_and_detectable_
         writeln!(stdin, "{}", json!({"action": "spin"})).unwrap();
         writeln!(stdin, "{}", json!({"action": "env_count"})).unwrap();
     }
-    // Wait until the file shows the five quick jobs finished and the spinning one running.
-    let t = Instant::now();
-    loop {
-        if let Ok(conn) = rusqlite::Connection::open(&db) {
-            let state = conn.query_row(
-                "SELECT (SELECT count(*) FROM completions), (SELECT status FROM jobs WHERE n = 5)",
-                [],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
-            );
-            if matches!(state, Ok((5, Some(1)))) {
-                break;
-            }
-        }
-        assert!(
-            t.elapsed() < WITHIN,
-            "the run never reached the spinning job"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Command::new("kill")
-        .args(["-9", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    // Once the five quick jobs are finished and the spinning one runs, kill the run.
+    kill_when(&db, 5, 5, &mut child);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -344,29 +322,8 @@ fn a_killed_run_resumes_without_running_a_finished_configuration_twice() {
         .args(args(&[]))
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    loop {
-        if let Ok(conn) = rusqlite::Connection::open(&db) {
-            let state = conn.query_row(
-                "SELECT (SELECT count(*) FROM completions), (SELECT status FROM jobs WHERE n = 3)",
-                [],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
-            );
-            if matches!(state, Ok((3, Some(1)))) {
-                break;
-            }
-        }
-        assert!(
-            t.elapsed() < WITHIN,
-            "the first run never reached the sleeping job"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Command::new("kill")
-        .args(["-9", &first.id().to_string()])
-        .status()
-        .unwrap();
-    first.wait().unwrap();
+    // Once three jobs are finished and the sleeping one runs, kill the run.
+    kill_when(&db, 3, 3, &mut first);
 
     // Another module, or another policy, is refused.
     let ackley = guest("ackley");
@@ -435,4 +392,29 @@ fn a_killed_run_resumes_without_running_a_finished_configuration_twice() {
         !text.lines().next().unwrap().contains("_input"),
         "hidden keys stay hidden"
     );
+}
+
+/// Waits until the storage file shows `done` finished jobs and job `n` RUNNING, then kills the
+/// evaluator process with SIGKILL.
+fn kill_when(db: &std::path::Path, done: i64, n: i64, child: &mut std::process::Child) {
+    let t = Instant::now();
+    loop {
+        if let Ok(conn) = rusqlite::Connection::open(db) {
+            let state = conn.query_row(
+                "SELECT (SELECT count(*) FROM completions), (SELECT status FROM jobs WHERE n = ?1)",
+                [n],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
+            );
+            if matches!(state, Ok((d, Some(1))) if d == done) {
+                break;
+            }
+        }
+        assert!(t.elapsed() < WITHIN, "the run never reached job {n}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
 }
