@@ -51,8 +51,8 @@ pub struct RunArgs {
     /// Grant an environment variable: KEY=VALUE.
     #[arg(long = "env", value_parser = parse_env)]
     pub envs: Vec<(String, String)>,
-    /// Where results are stored: `memory`, or a SQLite file (`sqlite:PATH` or a path).
-    #[arg(long, default_value = "memory")]
+    /// Where results are stored: a SQLite file (`sqlite:PATH` or a path), or `memory` for none.
+    #[arg(long, env = "WASMEVAL_STORAGE", default_value = "wasmeval.sqlite")]
     pub storage: String,
     /// Join this existing search of the storage instead of creating one.
     #[arg(long)]

@@ -38,7 +38,7 @@ def main(wasmeval, guest, configs_path):
 
     ours_csv = os.path.join(tmp, "wasmeval.csv")
     subprocess.run(
-        [wasmeval, "run", guest, "-i", configs_path, "-o", ours_csv, "--method", "serial", "--quiet"],
+        [wasmeval, "run", guest, "-i", configs_path, "-o", ours_csv, "--method", "serial", "--storage", "memory", "--quiet"],
         check=True,
     )
     dh = pd.read_csv(dh_csv).sort_values("job_id").reset_index(drop=True)

@@ -9,6 +9,7 @@ fn wasmeval(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmeval"))
         .args(args)
         .current_dir(root())
+        .env("WASMEVAL_STORAGE", "memory")
         .output()
         .expect("run wasmeval")
 }
@@ -66,6 +67,7 @@ fn jsonl_output_stdin_input_kwargs_and_grants() {
     let grant = format!("{}::/data", dir.path().display());
     let probe = guest("probe");
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .env("WASMEVAL_STORAGE", "memory")
         .args([
             "run",
             probe.to_str().unwrap(),
@@ -239,4 +241,27 @@ fn compile_fills_the_cache_and_results_reads_a_storage_file() {
     let missing = wasmeval(&["results", "--storage", db, "--search-id", "7"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("no search 7"));
+}
+
+#[test]
+fn the_default_storage_is_a_sqlite_file_in_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = root().join("examples/configs/ackley.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .args([
+            "run",
+            guest("ackley").to_str().unwrap(),
+            "-i",
+            input.to_str().unwrap(),
+            "--quiet",
+        ])
+        .env_remove("WASMEVAL_STORAGE")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let db = dir.path().join("wasmeval.sqlite");
+    let jobs = wasmeval::SqliteStorage::open(&db).unwrap();
+    use wasmeval::Storage;
+    assert_eq!(jobs.load_search("0").unwrap().len(), 41);
 }

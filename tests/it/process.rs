@@ -221,6 +221,7 @@ fn children_of(parent: u32) -> Vec<u32> {
 fn workers_exit_when_the_parent_is_killed() {
     let probe = guest("probe");
     let mut cli = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .env("WASMEVAL_STORAGE", "memory")
         .args([
             "run",
             probe.to_str().unwrap(),
