@@ -210,6 +210,13 @@ impl Job {
         self.objective.as_ref().and_then(Objective::value)
     }
 
+    /// How long the job ran, in seconds (`timestamp_end` − `timestamp_start`), once it ended.
+    /// Derived rather than stored, so that results.csv keeps DeepHyper's columns.
+    pub fn duration(&self) -> Option<f64> {
+        let t = |k: &str| self.metadata.get(k).and_then(Value::as_f64);
+        Some(t("timestamp_end")? - t("timestamp_start")?)
+    }
+
     /// True when the job failed (its objective is an "F…" string).
     pub fn is_failure(&self) -> bool {
         self.objective.as_ref().is_some_and(Objective::is_failure)

@@ -68,6 +68,10 @@ fn submit_and_gather_all_give_ids_statuses_objectives_and_timestamps() {
             assert!(t("timestamp_submit") <= t("timestamp_start"));
             assert!(t("timestamp_start") <= t("timestamp_end"));
             assert!(t("timestamp_end") <= t("timestamp_gather"));
+            assert_eq!(
+                job.duration(),
+                Some(t("timestamp_end") - t("timestamp_start"))
+            );
             let stored = e.storage().load_job(&job.id).unwrap();
             assert_eq!(&stored, job, "the storage holds the gathered job");
         }
