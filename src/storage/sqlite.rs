@@ -129,49 +129,16 @@ impl SqliteStorage {
         let err = |e: rusqlite::Error| Error::Storage(format!("{}: {e}", path.display()));
         let conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
+        retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL")).map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
         // Checkpoint the WAL every 64 MiB rather than every 4 MiB: fewer fsyncs on the commit path.
         conn.pragma_update(None, "wal_autocheckpoint", 16384)
             .map_err(err)?;
-        // Check (and on a new file, create) the schema in one write transaction, so that two
-        // processes opening a new file at once agree.
         let mut conn = conn;
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let version: i64 = tx
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err)?;
-        match version {
-            SCHEMA_VERSION => {}
-            0 => {
-                let tables: i64 = tx
-                    .query_row(
-                        "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .map_err(err)?;
-                if tables > 0 {
-                    return Err(Error::Storage(format!(
-                        "{}: this SQLite file is not a wasmeval storage (it has tables but no wasmeval schema version)",
-                        path.display()
-                    )));
-                }
-                tx.execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))
-                    .map_err(err)?;
-            }
-            other => {
-                return Err(Error::Storage(format!(
-                    "{}: the storage has schema version {other}, and this wasmeval reads version {SCHEMA_VERSION}",
-                    path.display()
-                )));
-            }
+        if let Some(reason) = retry_busy(|| check_schema(&mut conn)).map_err(err)? {
+            return Err(Error::Storage(format!("{}: {reason}", path.display())));
         }
-        tx.commit().map_err(err)?;
         let owner = format!(
             "{}-{}-{:x}",
             std::process::id(),
@@ -252,6 +219,55 @@ impl SqliteStorage {
         self.inner.flush()?;
         let conn = self.inner.conn.lock().unwrap();
         f(&conn).map_err(|e| self.inner.error(e))
+    }
+}
+
+/// Checks (and on a new file, creates) the schema in one write transaction, so that two
+/// processes opening a new file at once agree. Returns why the file is refused, if it is.
+fn check_schema(conn: &mut Connection) -> rusqlite::Result<Option<String>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    match version {
+        SCHEMA_VERSION => {}
+        0 => {
+            let tables: i64 = tx.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )?;
+            if tables > 0 {
+                return Ok(Some(
+                    "this SQLite file is not a wasmeval storage (it has tables but no wasmeval schema version)".into(),
+                ));
+            }
+            tx.execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))?;
+        }
+        other => {
+            return Ok(Some(format!(
+                "the storage has schema version {other}, and this wasmeval reads version {SCHEMA_VERSION}"
+            )));
+        }
+    }
+    tx.commit()?;
+    Ok(None)
+}
+
+/// Runs `f` again while SQLite answers busy or locked without waiting for its busy timeout (as
+/// it can when two processes open a new file at once and switch it to WAL), for up to a minute.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let start = Instant::now();
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && start.elapsed() < Duration::from_secs(60) =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -418,3 +418,25 @@ fn kill_when(db: &std::path::Path, done: i64, n: i64, child: &mut std::process::
         .unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn many_connections_opening_a_new_file_at_once_all_succeed() {
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("race.sqlite");
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || {
+                    SqliteStorage::open(&p).map(|s| s.create_new_search().unwrap())
+                })
+            })
+            .collect();
+        let mut ids: Vec<String> = opens
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect();
+        ids.sort_by_key(|id| id.parse::<u32>().unwrap());
+        assert_eq!(ids, (0..8).map(|i| i.to_string()).collect::<Vec<_>>());
+    }
+}
