@@ -254,11 +254,6 @@ impl Evaluator {
                     )));
                 }
             };
-            if let Some(max) = self.max_submitted
-                && self.num_jobs_submitted() >= max
-            {
-                return Err(Error::MaximumJobsSpawnReached(max));
-            }
             ids.push(self.submit_one(config, None)?);
         }
         Ok(ids)
@@ -272,17 +267,17 @@ impl Evaluator {
     ) -> Result<Vec<JobId>> {
         let mut ids = Vec::new();
         for (pos, config) in inputs {
-            if let Some(max) = self.max_submitted
-                && self.num_jobs_submitted() >= max
-            {
-                return Err(Error::MaximumJobsSpawnReached(max));
-            }
             ids.push(self.submit_one(config, Some(pos))?);
         }
         Ok(ids)
     }
 
     fn submit_one(&mut self, config: Map<String, Value>, input: Option<u64>) -> Result<JobId> {
+        if let Some(max) = self.max_submitted
+            && self.num_jobs_submitted() >= max
+        {
+            return Err(Error::MaximumJobsSpawnReached(max));
+        }
         let id = self.storage.create_new_job(&self.search_id)?;
         self.storage.store_job_in(&id, &config)?;
         self.storage.store_job_status(&id, JobStatus::Ready)?;

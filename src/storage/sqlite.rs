@@ -561,7 +561,6 @@ impl Storage for SqliteStorage {
     }
 
     fn load_jobs(&self, job_ids: &[JobId]) -> Result<Vec<Job>> {
-        self.inner.flush()?;
         job_ids.iter().map(|id| self.load_job(id)).collect()
     }
 
