@@ -5,17 +5,20 @@
 //! `job_status`, then `m:<key>` for each metadata key not starting with `_`.
 
 use std::io::Write;
+use std::path::Path;
 
 use serde_json::Value;
 
+use crate::error::Result;
 use crate::job::Job;
 use crate::output::Objective;
+use crate::storage::Storage;
 
 /// The columns of a `results.csv`, fixed from a set of jobs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Columns {
     params: Vec<String>,
-    objectives: usize,
+    multi: Option<usize>,
     metadata: Vec<String>,
 }
 
@@ -23,32 +26,35 @@ impl Columns {
     /// The columns that show every configuration key and metadata key of `jobs` (first-seen
     /// order), with as many objective columns as the first multi-objective result has.
     pub fn of(jobs: &[Job]) -> Columns {
-        let params = union(jobs.iter().map(|j| j.config.keys()));
-        let metadata = union(
-            jobs.iter()
-                .map(|j| j.metadata.keys().filter(|k| !k.starts_with('_'))),
+        let mut columns = Columns::default();
+        jobs.iter().for_each(|j| columns.add(j));
+        columns
+    }
+
+    /// Widens the columns to show `job` too.
+    pub fn add(&mut self, job: &Job) {
+        extend(&mut self.params, job.config.keys());
+        extend(
+            &mut self.metadata,
+            job.metadata.keys().filter(|k| !k.starts_with('_')),
         );
-        let objectives = jobs
-            .iter()
-            .find_map(|j| match &j.objective {
-                Some(Objective::Multi(v)) => Some(v.len()),
-                _ => None,
-            })
-            .unwrap_or(1);
-        Columns {
-            params: params.into_iter().cloned().collect(),
-            objectives,
-            metadata: metadata.into_iter().cloned().collect(),
+        if self.multi.is_none()
+            && let Some(Objective::Multi(v)) = &job.objective
+        {
+            self.multi = Some(v.len());
         }
+    }
+
+    fn objectives(&self) -> usize {
+        self.multi.unwrap_or(1)
     }
 
     /// Writes the header line.
     pub fn write_header(&self, out: &mut impl Write) -> std::io::Result<()> {
         let mut header: Vec<String> = self.params.iter().map(|p| format!("p:{p}")).collect();
-        if self.objectives == 1 {
-            header.push("objective".into());
-        } else {
-            header.extend((0..self.objectives).map(|i| format!("objective_{i}")));
+        match self.objectives() {
+            1 => header.push("objective".into()),
+            k => header.extend((0..k).map(|i| format!("objective_{i}"))),
         }
         header.extend(["job_id".into(), "job_status".into()]);
         header.extend(self.metadata.iter().map(|m| format!("m:{m}")));
@@ -62,7 +68,7 @@ impl Columns {
             .iter()
             .map(|p| cell(job.config.get(p)))
             .collect();
-        row.extend(objective_cells(job.objective.as_ref(), self.objectives));
+        row.extend(objective_cells(job.objective.as_ref(), self.objectives()));
         row.push(job.id.number().to_string());
         row.push(job.status.name().into());
         row.extend(self.metadata.iter().map(|m| cell(job.metadata.get(m))));
@@ -83,21 +89,89 @@ pub fn write_csv(jobs: &[Job], mut out: impl Write) -> std::io::Result<()> {
 /// Writes `jobs` as JSON Lines: one object per job, with its log.
 pub fn write_jsonl(jobs: &[Job], mut out: impl Write) -> std::io::Result<()> {
     for job in jobs {
-        serde_json::to_writer(&mut out, &job.to_json())?;
-        out.write_all(b"\n")?;
+        write_jsonl_line(job, &mut out)?;
     }
     out.flush()
 }
 
-fn union<'a>(keys: impl Iterator<Item = impl Iterator<Item = &'a String>>) -> Vec<&'a String> {
-    let mut seen = std::collections::HashSet::new();
-    let mut all = Vec::new();
-    for key in keys.flatten() {
-        if seen.insert(key) {
-            all.push(key);
+fn write_jsonl_line(job: &Job, out: &mut impl Write) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &job.to_json())?;
+    out.write_all(b"\n")
+}
+
+/// Writes one line of the table: id, status, objective, configuration, tab-separated.
+pub fn write_table_row(job: &Job, out: &mut impl Write) -> std::io::Result<()> {
+    let objective = job
+        .objective
+        .as_ref()
+        .map_or(Value::Null, Objective::to_json);
+    writeln!(
+        out,
+        "{}\t{}\t{}\t{}",
+        job.id,
+        job.status.name(),
+        objective,
+        Value::Object(job.config.clone())
+    )
+}
+
+/// The formats of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// DeepHyper's results.csv columns.
+    Csv,
+    /// One JSON object per job, with its log.
+    Jsonl,
+    /// One line per job: id, status, objective, configuration.
+    Table,
+}
+
+impl Format {
+    /// The format of a results file, told from its extension: `.jsonl` (or `.json`) for
+    /// JSON Lines, anything else for CSV.
+    pub fn of_path(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("jsonl") | Some("json") => Format::Jsonl,
+            _ => Format::Csv,
         }
     }
-    all
+}
+
+/// Writes every job of a search, in creation order, reading the storage row by row (twice
+/// for CSV: once for the columns, once for the rows), so a search of any size is exported
+/// with bounded memory.
+pub fn write_search(
+    storage: &dyn Storage,
+    search_id: &str,
+    format: Format,
+    mut out: impl Write,
+) -> Result<()> {
+    let each = |f: &mut dyn FnMut(&Job) -> std::io::Result<()>| {
+        storage.for_each_job(search_id, &mut |job| Ok(f(&job)?))
+    };
+    match format {
+        Format::Jsonl => each(&mut |job| write_jsonl_line(job, &mut out))?,
+        Format::Table => each(&mut |job| write_table_row(job, &mut out))?,
+        Format::Csv => {
+            let mut columns = Columns::default();
+            each(&mut |job| {
+                columns.add(job);
+                Ok(())
+            })?;
+            columns.write_header(&mut out)?;
+            each(&mut |job| columns.write_job(job, &mut out))?;
+        }
+    }
+    Ok(out.flush()?)
+}
+
+/// Appends the keys not in `names` yet, in order (few columns: a linear scan is fastest).
+fn extend<'a>(names: &mut Vec<String>, keys: impl Iterator<Item = &'a String>) {
+    for key in keys {
+        if !names.contains(key) {
+            names.push(key.clone());
+        }
+    }
 }
 
 fn objective_cells(objective: Option<&Objective>, k: usize) -> Vec<String> {

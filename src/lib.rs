@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod batch;
 pub mod callback;
 pub mod cli;
 pub mod error;
@@ -51,6 +52,7 @@ pub mod output;
 pub mod resume;
 pub mod sandbox;
 pub mod storage;
+pub mod summary;
 pub mod worker;
 
 pub use backend::Method;
@@ -61,3 +63,4 @@ pub use job::{Failure, FailureKind, Job, JobId, JobStatus};
 pub use output::Objective;
 pub use sandbox::{CacheDir, DirGrant, LoadedModule, ModuleKind, Policy, RunFunction};
 pub use storage::{MemoryStorage, SqliteStorage, Storage};
+pub use summary::Summary;

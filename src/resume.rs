@@ -79,12 +79,14 @@ pub fn record_or_check(
 
 /// The (input position, hash) of every configuration of the search that finished DONE.
 pub fn finished_inputs(storage: &dyn Storage, search_id: &str) -> Result<HashSet<(u64, String)>> {
-    Ok(storage
-        .load_search(search_id)?
-        .iter()
-        .filter(|j| j.status == JobStatus::Done && j.objective.is_some())
-        .filter_map(input_of)
-        .collect())
+    let mut done = HashSet::new();
+    storage.for_each_job(search_id, &mut |job| {
+        if job.status == JobStatus::Done && job.objective.is_some() {
+            done.extend(input_of(&job));
+        }
+        Ok(())
+    })?;
+    Ok(done)
 }
 
 fn input_of(job: &Job) -> Option<(u64, String)> {
@@ -96,13 +98,15 @@ fn input_of(job: &Job) -> Option<(u64, String)> {
 /// Marks every job of the search that never finished (its evaluator died) CANCELLED, so the
 /// search shows each configuration's latest attempt. Returns how many there were.
 pub fn cancel_unfinished(storage: &dyn Storage, search_id: &str) -> Result<usize> {
-    let stale: Vec<Job> = storage
-        .load_search(search_id)?
-        .into_iter()
-        .filter(|j| j.objective.is_none())
-        .collect();
-    for job in &stale {
-        let mut outcome = Job::new(job.id.clone(), Map::new());
+    let mut stale = Vec::new();
+    storage.for_each_job(search_id, &mut |job| {
+        if job.objective.is_none() {
+            stale.push(job.id);
+        }
+        Ok(())
+    })?;
+    for id in &stale {
+        let mut outcome = Job::new(id.clone(), Map::new());
         outcome.status = JobStatus::Cancelled;
         outcome.fail(Failure::new(
             FailureKind::Cancelled,

@@ -50,7 +50,14 @@ fn explicit() -> &'static Mutex<Option<PathBuf>> {
 /// Runs the worker and exits if this process was started as one; otherwise returns and
 /// marks the current executable as the worker binary. Call it first thing in `main`.
 pub fn init() {
-    match std::env::var(ENV).as_deref() {
+    let role = std::env::var(ENV);
+    if matches!(role.as_deref(), Ok(RUN) | Ok(COMPILE)) {
+        // Ctrl-C on a terminal reaches the whole process group: the parent decides what
+        // happens to jobs, so workers ignore it.
+        // SAFETY: setting a signal to SIG_IGN has no preconditions.
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    }
+    match role.as_deref() {
         Ok(RUN) => std::process::exit(run_main()),
         Ok(COMPILE) => {
             watch_parent();

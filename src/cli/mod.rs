@@ -1,7 +1,9 @@
 //! The command line: a thin layer that parses arguments and calls the library.
 
 pub mod compile;
+pub mod interrupt;
 pub mod output;
+pub mod progress;
 pub mod results;
 pub mod run;
 pub mod units;
@@ -18,7 +20,7 @@ pub struct Cli {
 }
 
 /// Exit codes, shown in `--help`.
-pub const EXIT_CODES: &str = "Exit codes:\n  0  every job got an outcome (failed jobs are results)\n  1  the run could not proceed\n  2  usage or input error";
+pub const EXIT_CODES: &str = "Exit codes:\n  0    every job got an outcome (failed jobs are results; with --search-timeout, jobs cut off are CANCELLED)\n  1    the run could not proceed\n  2    usage or input error\n  130  interrupted by Ctrl-C (143 for SIGTERM)";
 
 /// The subcommands.
 #[derive(Subcommand, Debug)]

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::JobId;
 use crate::cli::output;
+use crate::{JobId, export};
 
 /// Output formats of `wasmeval results`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -69,19 +69,16 @@ fn show(args: ResultsArgs) -> Result<(), String> {
             .cloned()
             .ok_or_else(|| format!("{}: the storage holds no search", args.storage))?,
     };
-    let mut jobs = storage.load_search(&search).map_err(|e| e.to_string())?;
-    jobs.sort_by_key(|j| j.id.number());
     match (&args.output, args.format) {
-        (Some(path), _) => output::write_results(&jobs, Some(path), false),
-        (None, Format::Table) => {
-            output::write_table(&jobs);
-            Ok(())
-        }
-        (None, Format::Csv) => {
-            crate::export::write_csv(&jobs, std::io::stdout().lock()).map_err(|e| e.to_string())
-        }
-        (None, Format::Jsonl) => {
-            crate::export::write_jsonl(&jobs, std::io::stdout().lock()).map_err(|e| e.to_string())
+        (Some(path), _) => output::write_file(&*storage, &search, path),
+        (None, format) => {
+            let format = match format {
+                Format::Csv => export::Format::Csv,
+                Format::Jsonl => export::Format::Jsonl,
+                Format::Table => export::Format::Table,
+            };
+            export::write_search(&*storage, &search, format, std::io::stdout().lock())
         }
     }
+    .map_err(|e| e.to_string())
 }

@@ -6,8 +6,12 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::{Map, Value};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::cli::interrupt;
+use crate::cli::progress::{Mode, Progress};
 use crate::cli::units;
-use crate::{DirGrant, Error, Evaluator, Gather, Job, Method, input};
+use crate::{DirGrant, Error, Evaluator, EvaluatorBuilder, Method, Summary, batch, export, input};
 
 /// Options of `wasmeval run`.
 #[derive(Args, Debug)]
@@ -15,7 +19,8 @@ use crate::{DirGrant, Error, Evaluator, Gather, Job, Method, input};
 pub struct RunArgs {
     /// The run function: a `.wasm` binary or `.wat` text.
     pub module: PathBuf,
-    /// Configurations: JSON Lines (one object per line) or a JSON array; `-` for stdin.
+    /// Configurations: JSON Lines (one object per line), a JSON array, or CSV with a header
+    /// row (`.csv`); `-` for stdin. A file is checked whole before any job starts.
     #[arg(long, short, default_value = "-")]
     pub input: PathBuf,
     /// Write the results here: `.csv` (DeepHyper's columns) or `.jsonl`. Default: a table on stdout.
@@ -62,6 +67,13 @@ pub struct RunArgs {
     /// module or the policy differ from the search's.
     #[arg(long, requires = "search_id")]
     pub resume: bool,
+    /// Submit at most N jobs (configurations skipped by --resume do not count).
+    #[arg(long, value_name = "N")]
+    pub max_jobs: Option<u64>,
+    /// Progress display: auto (a bar on a terminal), always (a line a second off a terminal)
+    /// or never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: Mode,
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
@@ -116,16 +128,18 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 
 /// Runs `wasmeval run`; returns the exit code.
 pub fn run(args: RunArgs) -> i32 {
-    let configs = match input::read_configs(&args.input) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
+    let stop = interrupt::install();
+    let total = if args.input.as_os_str() == "-" {
+        None
+    } else {
+        match input::validate(&args.input) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
         }
     };
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if args.resume && args.storage == "memory" {
         eprintln!("error: --resume needs a --storage file that holds the search to resume");
         return 2;
@@ -137,15 +151,43 @@ pub fn run(args: RunArgs) -> i32 {
             return 2;
         }
     };
+    let mut evaluator = match builder(&args, storage).build() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return match e {
+                Error::Resume(_)
+                | Error::UnknownSearch(_)
+                | Error::Module { .. }
+                | Error::Read { .. }
+                | Error::Option(_) => 2,
+                _ => 1,
+            };
+        }
+    };
+    evaluator.set_timeout(args.search_timeout);
+    match evaluate(&args, &mut evaluator, total, stop) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+fn builder(args: &RunArgs, storage: std::sync::Arc<dyn crate::Storage>) -> EvaluatorBuilder {
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut b = Evaluator::builder(args.module.clone())
         .storage(storage)
         .method(args.method)
         .num_workers(workers)
         .retries(args.retries)
         .resume(args.resume)
-        .run_function_kwargs(args.kwargs.unwrap_or_default());
-    if let Some(id) = args.search_id {
-        b = b.search_id(id);
+        .run_function_kwargs(args.kwargs.clone().unwrap_or_default());
+    if let Some(id) = &args.search_id {
+        b = b.search_id(id.clone());
     }
     if let Some(t) = args.timeout {
         b = b.job_timeout(t);
@@ -156,121 +198,142 @@ pub fn run(args: RunArgs) -> i32 {
     if let Some(f) = args.fuel {
         b = b.fuel(f);
     }
-    for d in args.dirs {
-        b = b.dir(d);
+    for d in &args.dirs {
+        b = b.dir(d.clone());
     }
-    for (k, v) in args.envs {
-        b = b.env(k, v);
+    for (k, v) in &args.envs {
+        b = b.env(k.clone(), v.clone());
     }
-    let mut evaluator = match b.build() {
-        Ok(e) => e,
+    b
+}
+
+/// Streams the input through the evaluator, shows progress, writes the output and the
+/// summary; returns the exit code.
+fn evaluate(
+    args: &RunArgs,
+    evaluator: &mut Evaluator,
+    total: Option<u64>,
+    stop: &'static AtomicBool,
+) -> crate::Result<i32> {
+    let storage = evaluator.storage().clone();
+    let search = evaluator.search_id().to_string();
+    let mut options = batch::Options {
+        max_jobs: args.max_jobs,
+        ..Default::default()
+    };
+    if args.resume {
+        options.skip = crate::resume::finished_inputs(&*storage, &search)?;
+        crate::resume::cancel_unfinished(&*storage, &search)?;
+    }
+    let to_run = total.map(|n| {
+        let n = n.saturating_sub(options.skip.len() as u64);
+        args.max_jobs.map_or(n, |m| n.min(m))
+    });
+    let configs = match input::Configs::open(&args.input) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return if matches!(
-                e,
-                Error::Resume(_)
-                    | Error::UnknownSearch(_)
-                    | Error::Module { .. }
-                    | Error::Read { .. }
-                    | Error::Option(_)
-            ) {
-                2
-            } else {
-                1
-            };
+            return Ok(2);
         }
     };
-    evaluator.set_timeout(args.search_timeout);
+    let mut progress = Progress::new(args.progress, to_run, args.quiet);
+    let table = args.output.is_none() && !args.quiet;
+    let mut summary = Summary::default();
     let started = Instant::now();
-    let jobs = match evaluate(&mut evaluator, configs, args.resume) {
-        Ok(jobs) => jobs,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
-    };
+    let (end, counts) = batch::run(
+        evaluator,
+        read_ahead(configs, stop),
+        &options,
+        stop,
+        |job| {
+            summary.add(job);
+            progress.update(&summary);
+            if table {
+                progress.suspend(|| {
+                    let _ = export::write_table_row(job, &mut std::io::stdout().lock());
+                });
+            }
+        },
+    )?;
     let wall = started.elapsed();
-    if let Err(e) = crate::cli::output::write_results(&jobs, args.output.as_deref(), args.quiet) {
-        eprintln!("error: {e}");
-        return 1;
+    progress.finish();
+    if let Some(path) = &args.output {
+        crate::cli::output::write_file(&*storage, &search, path)?;
     }
     if !args.quiet {
-        eprint!("{}", summary(&jobs, wall));
+        eprint!("{summary}");
+        if counts.skipped > 0 {
+            eprintln!(
+                "{} configurations skipped: they finished before",
+                counts.skipped
+            );
+        }
+        let secs = wall.as_secs_f64();
+        eprintln!(
+            "wall time {secs:.3} s, {:.0} jobs/s",
+            summary.jobs as f64 / secs.max(1e-9)
+        );
     }
-    0
+    let hint = || resume_hint(args, &search);
+    Ok(match end {
+        batch::End::Finished => 0,
+        batch::End::TimedOut { next } => {
+            if !args.quiet && to_run.is_none_or(|n| counts.submitted < n) {
+                eprintln!(
+                    "search timeout: configurations from input position {next} on were not started{}",
+                    hint()
+                );
+            }
+            0
+        }
+        batch::End::Interrupted { .. } => {
+            eprintln!("interrupted: jobs in flight were cancelled{}", hint());
+            interrupt::exit_code()
+        }
+        batch::End::Input { error, .. } => {
+            eprintln!("error: {error}{}", hint());
+            2
+        }
+    })
 }
 
-/// Runs the configurations (numbered by input position); on resume, only those that did not
-/// finish, and returns the whole search.
-fn evaluate(
-    evaluator: &mut Evaluator,
-    configs: Vec<Map<String, Value>>,
-    resume: bool,
-) -> crate::Result<Vec<Job>> {
-    let inputs = (0u64..).zip(configs);
-    if !resume {
-        evaluator.submit_inputs(inputs)?;
-        let mut jobs = evaluator.gather(Gather::All)?.local;
-        jobs.extend(evaluator.close());
-        jobs.sort_by_key(|j| j.id.number());
-        return Ok(jobs);
+/// How to run the rest of the input later.
+fn resume_hint(args: &RunArgs, search: &str) -> String {
+    if args.storage == "memory" {
+        return "; nothing was stored (--storage memory)".into();
     }
-    let (storage, search) = (
-        evaluator.storage().clone(),
-        evaluator.search_id().to_string(),
-    );
-    let done = crate::resume::finished_inputs(&*storage, &search)?;
-    crate::resume::cancel_unfinished(&*storage, &search)?;
-    let todo: Vec<_> = inputs
-        .filter(|(pos, c)| !done.contains(&(*pos, crate::resume::config_hash(c))))
-        .collect();
-    if !todo.is_empty() {
-        evaluator.submit_inputs(todo)?;
-        evaluator.gather(Gather::All)?;
-    }
-    evaluator.close();
-    let mut jobs = storage.load_search(&search)?;
-    jobs.sort_by_key(|j| j.id.number());
-    Ok(jobs)
+    format!(
+        "; to resume, run the same command with --storage {} --search-id {search} --resume",
+        args.storage
+    )
 }
 
-fn summary(jobs: &[Job], wall: Duration) -> String {
-    let failed: Vec<&Job> = jobs.iter().filter(|j| j.is_failure()).collect();
-    let mut by_kind = std::collections::BTreeMap::<String, usize>::new();
-    for job in &failed {
-        let kind = job
-            .failure
-            .as_ref()
-            .map_or("objective F".to_string(), |f| f.kind.to_string());
-        *by_kind.entry(kind).or_default() += 1;
-    }
-    let mut s = format!(
-        "{} jobs: {} succeeded, {} failed",
-        jobs.len(),
-        jobs.len() - failed.len(),
-        failed.len()
-    );
-    if !by_kind.is_empty() {
-        let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        s.push_str(&format!(" ({})", kinds.join(", ")));
-    }
-    s.push('\n');
-    if let Some(best) = jobs
-        .iter()
-        .filter(|j| j.value().is_some())
-        .max_by(|a, b| a.value().unwrap().total_cmp(&b.value().unwrap()))
-    {
-        s.push_str(&format!(
-            "best objective {} (job {}): {}\n",
-            best.value().unwrap(),
-            best.id,
-            Value::Object(best.config.clone())
-        ));
-    }
-    let secs = wall.as_secs_f64();
-    s.push_str(&format!(
-        "wall time {secs:.3} s, {:.0} jobs/s\n",
-        jobs.len() as f64 / secs.max(1e-9)
-    ));
-    s
+/// Reads configurations in a thread, a bounded number ahead, so that parsing overlaps the
+/// jobs and a Ctrl-C is noticed while standard input has nothing to read.
+fn read_ahead(
+    configs: input::Configs,
+    stop: &'static AtomicBool,
+) -> impl Iterator<Item = Result<Map<String, Value>, input::InputError>> {
+    let (tx, rx) = crossbeam_channel::bounded(1024);
+    std::thread::spawn(move || {
+        for item in configs {
+            if tx.send(item.map(|(_, config)| config)).is_err() {
+                break;
+            }
+        }
+    });
+    std::iter::from_fn(move || {
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(item) => return Some(item),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                    if stop.load(Ordering::SeqCst) =>
+                {
+                    return None;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            }
+        }
+    })
 }

@@ -106,6 +106,7 @@ pub struct Evaluator {
     offset: usize,
     max_submitted: Option<usize>,
     cursor: u64,
+    others_checked: Instant,
 }
 
 impl Evaluator {
@@ -177,6 +178,7 @@ impl Evaluator {
             offset: 0,
             max_submitted: None,
             cursor: 0,
+            others_checked: now,
         };
         evaluator.backend()?;
         Ok(evaluator)
@@ -319,18 +321,53 @@ impl Evaluator {
             Gather::Batch(_) if self.pending.is_empty() => return Err(Error::NoJobsPending),
             Gather::Batch(n) => n.clamp(1, self.pending.len()),
         };
+        self.collect(wanted, None, true)
+    }
+
+    /// Waits up to `timeout` for one of this evaluator's jobs to finish and returns every job
+    /// finished by then (none when the time ran out; none at once when nothing is pending).
+    /// Jobs other evaluators finished are looked up at most once a second, so that a loop of
+    /// short polls does not force the storage to commit early.
+    pub fn poll(&mut self, timeout: Duration) -> Result<Gathered> {
+        let wanted = self.pending.len().min(1);
+        let others = self.others_checked.elapsed() >= Duration::from_secs(1);
+        self.collect(wanted, Some(Instant::now() + timeout), others)
+    }
+
+    /// The number of workers (threads or processes).
+    pub fn num_workers(&self) -> usize {
+        self.num_workers
+    }
+
+    /// Jobs submitted and not gathered yet.
+    pub fn num_pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn collect(
+        &mut self,
+        wanted: usize,
+        deadline: Option<Instant>,
+        others: bool,
+    ) -> Result<Gathered> {
         let mut local = Vec::with_capacity(wanted);
         while local.len() < wanted {
-            let finished = self
-                .done
-                .recv()
-                .expect("worker threads live as long as the evaluator");
+            let finished = match deadline {
+                None => self.done.recv().ok(),
+                Some(d) => self.done.recv_deadline(d).ok(),
+            };
+            // The evaluator holds a sender, so only a deadline ends the wait.
+            let Some(finished) = finished else { break };
             local.push(self.finish(finished)?);
         }
         while let Ok(finished) = self.done.try_recv() {
             local.push(self.finish(finished)?);
         }
-        let other = self.gather_other()?;
+        let other = if others {
+            self.gather_other()?
+        } else {
+            Vec::new()
+        };
         for cb in &mut self.callbacks {
             cb.on_gather(&local, &other);
         }
@@ -357,12 +394,12 @@ impl Evaluator {
     }
 
     fn gather_other(&mut self) -> Result<Vec<Job>> {
-        let (ids, cursor) = self.storage.finished_since(&self.search_id, self.cursor)?;
+        let (mut ids, cursor) = self.storage.finished_since(&self.search_id, self.cursor)?;
         self.cursor = cursor;
-        let ids: Vec<JobId> = ids
-            .into_iter()
-            .filter(|id| !self.own.contains(id))
-            .collect();
+        self.others_checked = Instant::now();
+        // Past the cursor, an own job is never reported again: forget it, so that the set
+        // stays as small as the jobs in flight.
+        ids.retain(|id| !self.own.remove(id));
         if ids.is_empty() {
             return Ok(Vec::new());
         }

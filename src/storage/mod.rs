@@ -50,6 +50,12 @@ pub trait Storage: Send + Sync {
     fn load_jobs(&self, job_ids: &[JobId]) -> Result<Vec<Job>>;
     /// Every job of a search, in creation order.
     fn load_search(&self, search_id: &str) -> Result<Vec<Job>>;
+    /// Calls `f` with every job of a search, in creation order, without holding them all
+    /// (a SQLite storage reads them row by row); stops at the first error of `f`, which must
+    /// not call this storage.
+    fn for_each_job(&self, search_id: &str, f: &mut dyn FnMut(Job) -> Result<()>) -> Result<()> {
+        self.load_search(search_id)?.into_iter().try_for_each(f)
+    }
     /// A job's status.
     fn load_job_status(&self, job_id: &JobId) -> Result<JobStatus>;
     /// The objectives of every job that has one.

@@ -565,14 +565,29 @@ impl Storage for SqliteStorage {
     }
 
     fn load_search(&self, search_id: &str) -> Result<Vec<Job>> {
+        let mut jobs = Vec::new();
+        self.for_each_job(search_id, &mut |job| {
+            jobs.push(job);
+            Ok(())
+        })?;
+        Ok(jobs)
+    }
+
+    fn for_each_job(&self, search_id: &str, f: &mut dyn FnMut(Job) -> Result<()>) -> Result<()> {
         let sid = parse_search(search_id)?;
-        self.read(|c| {
-            let mut s = c.prepare_cached(&format!(
+        self.inner.flush()?;
+        let conn = self.inner.conn.lock().unwrap();
+        let e = |e| self.inner.error(e);
+        let mut s = conn
+            .prepare_cached(&format!(
                 "SELECT {JOB_COLUMNS} FROM jobs WHERE search_id = ?1 ORDER BY n"
-            ))?;
-            let jobs = s.query_map([sid], |r| row_to_job(search_id, r))?;
-            jobs.collect()
-        })
+            ))
+            .map_err(e)?;
+        let mut rows = s.query([sid]).map_err(e)?;
+        while let Some(row) = rows.next().map_err(e)? {
+            f(row_to_job(search_id, row).map_err(e)?)?;
+        }
+        Ok(())
     }
 
     fn load_job_status(&self, job_id: &JobId) -> Result<JobStatus> {

@@ -1,0 +1,114 @@
+//! The progress display of `wasmeval run`: an indicatif bar on a terminal, a line a second
+//! with `--progress always` elsewhere, nothing with `never` (or `auto` off a terminal).
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::Summary;
+
+/// When to show progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// A bar when standard error is a terminal.
+    Auto,
+    /// A bar on a terminal, otherwise a progress line every second.
+    Always,
+    /// No progress.
+    Never,
+}
+
+/// Shows done / failed / rate / ETA / best as jobs finish.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    lines: Option<Instant>,
+    total: Option<u64>,
+    started: Instant,
+}
+
+impl Progress {
+    /// A display for `total` jobs (unknown for standard input).
+    pub fn new(mode: Mode, total: Option<u64>, quiet: bool) -> Progress {
+        let terminal = std::io::stderr().is_terminal();
+        let show_bar = !quiet && terminal && mode != Mode::Never;
+        let bar = show_bar.then(|| {
+            let (bar, template) = match total {
+                Some(n) => (ProgressBar::new(n), "{bar:30} {pos}/{len} {msg}"),
+                None => (ProgressBar::no_length(), "{spinner} {pos} jobs {msg}"),
+            };
+            bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+            bar.set_style(ProgressStyle::with_template(template).expect("a valid template"));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        let lines = (!quiet && !terminal && mode == Mode::Always).then(Instant::now);
+        Progress {
+            bar,
+            lines,
+            total,
+            started: Instant::now(),
+        }
+    }
+
+    /// Shows the state after a job finished.
+    pub fn update(&mut self, s: &Summary) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(s.jobs);
+            bar.set_message(self.text(s, false));
+        } else if let Some(last) = self.lines
+            && last.elapsed() >= Duration::from_secs(1)
+        {
+            eprintln!("progress: {}", self.text(s, true));
+            self.lines = Some(Instant::now());
+        }
+    }
+
+    /// Runs `f` (which prints to the terminal) without garbling the bar.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
+    /// Removes the bar, before the summary.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn text(&self, s: &Summary, with_count: bool) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = s.jobs as f64 / secs;
+        let mut t = String::new();
+        if with_count {
+            t.push_str(&match self.total {
+                Some(n) => format!("{}/{n} done, ", s.jobs),
+                None => format!("{} done, ", s.jobs),
+            });
+        }
+        t.push_str(&format!("{} failed, {rate:.0} jobs/s", s.failed()));
+        if let Some(n) = self.total
+            && rate > 0.0
+        {
+            let left = n.saturating_sub(s.jobs) as f64 / rate;
+            t.push_str(&format!(", ETA {}", eta(left)));
+        }
+        if let Some(best) = s.best_text() {
+            t.push_str(&format!(", best {best}"));
+        }
+        t
+    }
+}
+
+fn eta(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}

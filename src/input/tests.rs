@@ -1,0 +1,92 @@
+use super::*;
+
+fn errs(text: &str) -> String {
+    parse_configs("cfg", text).unwrap_err().to_string()
+}
+
+#[test]
+fn json_lines() {
+    let c = parse_configs("f", "\n{\"a\":1}\n\n{\"a\":2}\n").unwrap();
+    assert_eq!(c.len(), 2);
+}
+
+#[test]
+fn json_lines_errors_name_the_line() {
+    assert_eq!(
+        errs("{\"a\":1}\n[1]\n"),
+        "cfg:2: expected a JSON object, found [1]"
+    );
+    assert!(errs("{\"a\":1}\n\n{oops\n").starts_with("cfg:3: invalid JSON"));
+    let lines: Vec<usize> =
+        Configs::from_reader("f", std::io::Cursor::new(b"\n\n{}\n{}".to_vec()), false)
+            .unwrap()
+            .map(|c| c.unwrap().0)
+            .collect();
+    assert_eq!(lines, [3, 4]);
+}
+
+#[test]
+fn json_arrays_stream_with_lines() {
+    let text = "[\n  {\"a\": 1},\n  {\"a\": [2,\n 3]},\n{}\n]\n";
+    let c: Vec<Config> =
+        Configs::from_reader("f", std::io::Cursor::new(text.as_bytes().to_vec()), false)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    assert_eq!(c.iter().map(|c| c.0).collect::<Vec<_>>(), [2, 3, 5]);
+    assert_eq!(c[1].1["a"], serde_json::json!([2, 3]));
+    assert_eq!(parse_configs("f", " [ ] ").unwrap().len(), 0);
+    assert_eq!(errs("[{},\n 7]"), "cfg:2: expected a JSON object, found 7");
+    assert_eq!(
+        errs("[{}\n{}]"),
+        "cfg:2: expected `,` or `]` after an item, found `{`"
+    );
+    assert_eq!(errs("[{},\n{}"), "cfg:2: the array is not closed with `]`");
+    assert_eq!(errs("[{}] {}"), "cfg:1: text after the end of the array");
+    assert!(errs("[{},\n{\"a\":}]").starts_with("cfg:2: invalid JSON"));
+}
+
+#[test]
+fn csv_with_header() {
+    let text = "x,name,flag,list\n1.5,a,true,\"[1, 2]\"\n-2,\"b,c\",False,\n\n3e2,7x,,\n";
+    let c = parse_configs("f", text).unwrap();
+    assert_eq!(c.len(), 3);
+    assert_eq!(
+        Value::Object(c[0].clone()),
+        serde_json::json!({"x": 1.5, "name": "a", "flag": true, "list": [1, 2]})
+    );
+    assert_eq!(
+        Value::Object(c[1].clone()),
+        serde_json::json!({"x": -2, "name": "b,c", "flag": false})
+    );
+    assert_eq!(
+        Value::Object(c[2].clone()),
+        serde_json::json!({"x": 300.0, "name": "7x"})
+    );
+    assert_eq!(
+        errs("x,y\n1,2\n3\n"),
+        "cfg:3: the row has 1 fields, the header has 2"
+    );
+    assert_eq!(errs("x,x\n1,2\n"), "cfg:1: the header names `x` twice");
+}
+
+#[test]
+fn csv_from_a_results_file_reads_the_parameters() {
+    let text = "p:x,p:y,objective,job_id,job_status\n1,2,3.5,0,DONE\n";
+    let c = parse_configs("results.csv", text).unwrap();
+    assert_eq!(
+        Value::Object(c[0].clone()),
+        serde_json::json!({"x": 1, "y": 2})
+    );
+}
+
+#[test]
+fn csv_extension_forces_csv() {
+    let r = std::io::Cursor::new(b"{a}\n1\n".to_vec());
+    let c: Vec<_> = Configs::from_reader("f.csv", r, true).unwrap().collect();
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        Value::Object(c[0].as_ref().unwrap().1.clone()),
+        serde_json::json!({"{a}": 1})
+    );
+}

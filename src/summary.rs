@@ -1,0 +1,177 @@
+//! A running summary of finished jobs: counts, failures by kind, and the best objective
+//! (maximized, DeepHyper's convention) or, for multi-objective runs, the Pareto front.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::job::{Job, JobId};
+use crate::output::Objective;
+
+/// Counts and bests over the jobs added so far; memory stays bounded by the Pareto front.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Jobs added.
+    pub jobs: u64,
+    /// Jobs whose objective is not a failure.
+    pub succeeded: u64,
+    /// Failed jobs by kind (`timeout`, `trap`, ..., or `objective F` for a failure returned by
+    /// the run function itself).
+    pub failures: BTreeMap<String, u64>,
+    /// The best single objective, its job and configuration.
+    pub best: Option<(f64, JobId, Map<String, Value>)>,
+    /// The Pareto-optimal jobs of multi-objective results (every objective maximized).
+    pub pareto: Vec<(Vec<f64>, JobId)>,
+}
+
+impl Summary {
+    /// Counts `job`, which has finished.
+    pub fn add(&mut self, job: &Job) {
+        self.jobs += 1;
+        if job.is_failure() {
+            let kind = job
+                .failure
+                .as_ref()
+                .map_or("objective F".to_string(), |f| f.kind.to_string());
+            *self.failures.entry(kind).or_default() += 1;
+            return;
+        }
+        self.succeeded += 1;
+        match &job.objective {
+            Some(Objective::Value(v))
+                if !v.is_nan() && self.best.as_ref().is_none_or(|(b, ..)| v > b) =>
+            {
+                self.best = Some((*v, job.id.clone(), job.config.clone()));
+            }
+            Some(Objective::Multi(vs)) if !vs.iter().any(|v| v.is_nan()) => {
+                self.add_pareto(vs, &job.id)
+            }
+            _ => {}
+        }
+    }
+
+    fn add_pareto(&mut self, vs: &[f64], id: &JobId) {
+        if self.pareto.iter().any(|(p, _)| dominates(p, vs) || p == vs) {
+            return;
+        }
+        self.pareto.retain(|(p, _)| !dominates(vs, p));
+        self.pareto.push((vs.to_vec(), id.clone()));
+    }
+
+    /// Failed jobs.
+    pub fn failed(&self) -> u64 {
+        self.jobs - self.succeeded
+    }
+
+    /// The best objective so far, as shown on a progress line: a number, `N Pareto-optimal`
+    /// for multi-objective runs, or nothing yet.
+    pub fn best_text(&self) -> Option<String> {
+        match (&self.best, self.pareto.len()) {
+            (Some((v, ..)), _) => Some(format!("{v}")),
+            (None, 0) => None,
+            (None, n) => Some(format!("{n} Pareto-optimal")),
+        }
+    }
+}
+
+/// True when `a` is at least as good as `b` everywhere and better somewhere (maximizing).
+fn dominates(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| x >= y)
+        && a.iter().zip(b).any(|(x, y)| x > y)
+}
+
+impl fmt::Display for Summary {
+    /// The end-of-run lines: counts with failures by kind, then the best objective and its
+    /// configuration (or the Pareto-optimal count).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} jobs: {} succeeded, {} failed",
+            self.jobs,
+            self.succeeded,
+            self.failed()
+        )?;
+        if !self.failures.is_empty() {
+            let kinds: Vec<String> = self
+                .failures
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            write!(f, " ({})", kinds.join(", "))?;
+        }
+        writeln!(f)?;
+        if let Some((v, id, config)) = &self.best {
+            writeln!(
+                f,
+                "best objective {v} (job {id}): {}",
+                Value::Object(config.clone())
+            )?;
+        } else if !self.pareto.is_empty() {
+            let ids: Vec<String> = self
+                .pareto
+                .iter()
+                .take(10)
+                .map(|(_, id)| id.to_string())
+                .collect();
+            let more = if self.pareto.len() > 10 { ", ..." } else { "" };
+            writeln!(
+                f,
+                "{} Pareto-optimal jobs: {}{more}",
+                self.pareto.len(),
+                ids.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{Failure, FailureKind};
+
+    fn job(n: u64, objective: Objective) -> Job {
+        let mut j = Job::new(JobId::new("0", n), Map::new());
+        j.objective = Some(objective);
+        j
+    }
+
+    #[test]
+    fn best_and_failures() {
+        let mut s = Summary::default();
+        s.add(&job(0, Objective::Value(1.0)));
+        s.add(&job(1, Objective::Value(3.0)));
+        s.add(&job(2, Objective::Value(f64::NAN)));
+        s.add(&job(3, Objective::Failure("F_mine".into())));
+        let mut t = job(4, Objective::Value(0.0));
+        t.fail(Failure::new(FailureKind::Timeout, "slow"));
+        s.add(&t);
+        assert_eq!((s.jobs, s.succeeded, s.failed()), (5, 3, 2));
+        assert_eq!(s.best.as_ref().unwrap().1, JobId::new("0", 1));
+        let text = s.to_string();
+        assert!(text.starts_with("5 jobs: 3 succeeded, 2 failed (objective F 1, timeout 1)\nbest objective 3 (job 0.1): {}"), "{text}");
+    }
+
+    #[test]
+    fn pareto_front() {
+        let mut s = Summary::default();
+        for (n, v) in [
+            [1.0, 1.0],
+            [2.0, 0.0],
+            [0.0, 2.0],
+            [2.0, 2.0],
+            [3.0, 0.0],
+            [2.0, 2.0],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.add(&job(n as u64, Objective::Multi(v.to_vec())));
+        }
+        let ids: Vec<u64> = s.pareto.iter().map(|(_, id)| id.number()).collect();
+        assert_eq!(ids, [3, 4]);
+        assert_eq!(s.best_text().unwrap(), "2 Pareto-optimal");
+    }
+}
