@@ -1,6 +1,7 @@
 //! The command line: a thin layer that parses arguments and calls the library.
 
 pub mod compile;
+pub mod inspect;
 pub mod interrupt;
 pub mod output;
 pub mod progress;
@@ -31,6 +32,8 @@ pub enum Command {
     Compile(compile::CompileArgs),
     /// Show or export the jobs of a search kept in a storage file.
     Results(results::ResultsArgs),
+    /// Show what a run function imports and exports, and whether it compiles and can run.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Parses the command line and runs it; returns the process exit code.
@@ -47,5 +50,6 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(*args),
         Command::Compile(args) => compile::compile(args),
         Command::Results(args) => results::results(args),
+        Command::Inspect(args) => inspect::inspect(args),
     }
 }

@@ -7,6 +7,7 @@ pub mod compile;
 pub mod control;
 pub mod engine;
 pub(crate) mod host;
+pub mod inspect;
 pub mod module;
 pub mod policy;
 pub mod run;

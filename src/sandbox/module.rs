@@ -132,47 +132,19 @@ impl LoadedModule {
     /// process when the module is not cached yet). Every problem is reported here, before any
     /// job starts, with the file name and the reason.
     pub fn load(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Result<LoadedModule> {
-        let name = source.name();
-        let refuse = |reason: String| Error::Module {
-            path: name.clone(),
-            reason,
-        };
-        let bytes = source.bytes()?;
-        let wasm = if bytes.starts_with(MAGIC) {
-            bytes
-        } else if looks_like_text(&bytes) {
-            wat::parse_bytes(&bytes)
-                .map_err(|e| refuse(format!("invalid WebAssembly text: {e}")))?
-                .into_owned()
-        } else {
-            return Err(refuse(format!(
-                "not WebAssembly: the file starts with {}; expected a .wasm binary (\\0asm) or .wat text",
-                describe_start(&bytes)
-            )));
-        };
-        let component = match wasm.get(4..8) {
-            Some(v) if v == CORE_VERSION => false,
-            Some(v) if v == COMPONENT_VERSION => true,
-            other => {
-                return Err(refuse(format!(
-                    "unknown WebAssembly binary version {:02x?}; expected a core module (01 00 00 00) \
-                     or a component (0d 00 01 00)",
-                    other.unwrap_or_default()
-                )));
-            }
-        };
-        let engine = engine::engine_for(policy)?;
-        let code = compiled(&engine, &wasm, cache, || {
-            compile::compile_bounded(policy, &wasm, component)
-        })
-        .map_err(&refuse)?;
-        LoadedModule::from_code(
-            name.clone(),
-            cache::sha256_hex(&wasm),
+        let Wasm {
+            name,
+            wasm,
             component,
-            &code,
-            policy,
-        )
+            ..
+        } = Wasm::read(source)?;
+        let engine = engine::engine_for(policy)?;
+        let code =
+            compiled(&engine, &wasm, cache, policy, component).map_err(|reason| Error::Module {
+                path: name.clone(),
+                reason,
+            })?;
+        LoadedModule::from_code(name, cache::sha256_hex(&wasm), component, &code, policy)
     }
 
     /// Loads code compiled by [`LoadedModule::load`] (in a worker process).
@@ -218,6 +190,58 @@ impl LoadedModule {
     }
 }
 
+/// A run function's WebAssembly binary, read and told apart from anything else.
+pub(crate) struct Wasm {
+    pub name: PathBuf,
+    pub wasm: Vec<u8>,
+    pub component: bool,
+    /// Given as `.wat` text.
+    pub text: bool,
+}
+
+impl Wasm {
+    /// Reads `source`: a binary, or text turned into one; refuses anything else with the file
+    /// name and the reason.
+    pub fn read(source: &RunFunction) -> Result<Wasm> {
+        let name = source.name();
+        let refuse = |reason: String| Error::Module {
+            path: name.clone(),
+            reason,
+        };
+        let bytes = source.bytes()?;
+        let text = !bytes.starts_with(MAGIC);
+        let wasm = if !text {
+            bytes
+        } else if looks_like_text(&bytes) {
+            wat::parse_bytes(&bytes)
+                .map_err(|e| refuse(format!("invalid WebAssembly text: {e}")))?
+                .into_owned()
+        } else {
+            return Err(refuse(format!(
+                "not WebAssembly: the file starts with {}; expected a .wasm binary (\\0asm) or .wat text",
+                describe_start(&bytes)
+            )));
+        };
+        let component = match wasm.get(4..8) {
+            Some(v) if v == CORE_VERSION => false,
+            Some(v) if v == COMPONENT_VERSION => true,
+            other => {
+                return Err(refuse(format!(
+                    "unknown WebAssembly binary version {:02x?}; expected a core module (01 00 00 00) \
+                     or a component (0d 00 01 00)",
+                    other.unwrap_or_default()
+                )));
+            }
+        };
+        Ok(Wasm {
+            name,
+            wasm,
+            component,
+            text,
+        })
+    }
+}
+
 fn looks_like_text(bytes: &[u8]) -> bool {
     std::str::from_utf8(bytes).is_ok_and(|s| {
         let t = s.trim_start();
@@ -233,13 +257,14 @@ fn describe_start(bytes: &[u8]) -> String {
     format!("{head:02x?}")
 }
 
-/// The compiled code of `wasm`: from the cache when a verified entry exists, else from
-/// `compile`, then stored in the cache.
-fn compiled(
+/// The compiled code of `wasm`: from the cache when a verified entry exists, else compiled
+/// in a bounded child process, then stored in the cache.
+pub(crate) fn compiled(
     engine: &Engine,
     wasm: &[u8],
     dir: &CacheDir,
-    compile: impl FnOnce() -> Result<Vec<u8>, String>,
+    policy: &Policy,
+    component: bool,
 ) -> Result<Vec<u8>, String> {
     let path = dir
         .path()
@@ -248,7 +273,7 @@ fn compiled(
     if let Some(code) = path.as_deref().and_then(cache::read) {
         return Ok(code);
     }
-    let code = compile()?;
+    let code = compile::compile_bounded(policy, wasm, component)?;
     if let Some(path) = &path {
         // A cache that cannot be written only costs a compile next time.
         let _ = cache::write(path, &code);

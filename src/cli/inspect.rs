@@ -1,0 +1,88 @@
+//! `wasmeval inspect MODULE [--json]`: what a run function imports and exports, which WASI
+//! interfaces it asks for, and whether it compiles and can run.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::sandbox::inspect::{Inspection, Item, inspect as inspect_module};
+use crate::{CacheDir, Policy, RunFunction};
+
+/// Options of `wasmeval inspect`.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Exit codes:\n  0  the module can run\n  2  it cannot (the report says why), or it is not WebAssembly"
+)]
+pub struct InspectArgs {
+    /// The run function: a `.wasm` binary or `.wat` text.
+    pub module: PathBuf,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `wasmeval inspect`; returns the exit code.
+pub fn inspect(args: InspectArgs) -> i32 {
+    let report = match inspect_module(
+        &RunFunction::File(args.module),
+        &Policy::default(),
+        &CacheDir::Default,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serializable")
+        );
+    } else {
+        print!("{}", text(&report));
+    }
+    if report.runnable == Some(true) { 0 } else { 2 }
+}
+
+fn text(r: &Inspection) -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let list = |items: &[Item]| {
+        if items.is_empty() {
+            return " none\n".to_string();
+        }
+        items
+            .iter()
+            .map(|i| format!("\n  {} ({})", i.name, i.kind))
+            .collect::<String>()
+            + "\n"
+    };
+    let mut s = format!(
+        "file      {}\nbinary    {}{}, {} bytes, sha256 {}\n",
+        r.file.display(),
+        r.binary,
+        if r.text { " (from text)" } else { "" },
+        r.size,
+        r.sha256
+    );
+    s += &format!("kind      {}\n", r.kind.as_deref().unwrap_or("-"));
+    s += &format!(
+        "wasi      {}\n",
+        if r.wasi.is_empty() {
+            "none".to_string()
+        } else {
+            r.wasi.join(", ")
+        }
+    );
+    s += &format!("compiles  {}\n", yes(r.compiles));
+    s += &format!(
+        "runnable  {}\n",
+        r.runnable.map_or("unknown (it does not compile)", yes)
+    );
+    if let Some(e) = &r.error {
+        s += &format!("error     {e}\n");
+    }
+    s += &format!("imports{}", list(&r.imports));
+    s += &format!("exports{}", list(&r.exports));
+    s
+}
