@@ -43,7 +43,12 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        let lines = (!quiet && !terminal && mode == Mode::Always).then(Instant::now);
+        // The first line comes with the first job, then one a second.
+        let lines = (!quiet && !terminal && mode == Mode::Always).then(|| {
+            Instant::now()
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or_else(Instant::now)
+        });
         Progress {
             bar,
             lines,

@@ -229,20 +229,13 @@ fn evaluate(
         let n = n.saturating_sub(options.skip.len() as u64);
         args.max_jobs.map_or(n, |m| n.min(m))
     });
-    let configs = match input::Configs::open(&args.input) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(2);
-        }
-    };
     let mut progress = Progress::new(args.progress, to_run, args.quiet);
     let table = args.output.is_none() && !args.quiet;
     let mut summary = Summary::default();
     let started = Instant::now();
     let (end, counts) = batch::run(
         evaluator,
-        read_ahead(configs, stop),
+        read_ahead(&args.input, stop),
         &options,
         stop,
         |job| {
@@ -311,11 +304,20 @@ fn resume_hint(args: &RunArgs, search: &str) -> String {
 /// Reads configurations in a thread, a bounded number ahead, so that parsing overlaps the
 /// jobs and a Ctrl-C is noticed while standard input has nothing to read.
 fn read_ahead(
-    configs: input::Configs,
+    path: &std::path::Path,
     stop: &'static AtomicBool,
 ) -> impl Iterator<Item = Result<Map<String, Value>, input::InputError>> {
     let (tx, rx) = crossbeam_channel::bounded(1024);
+    let path = path.to_path_buf();
     std::thread::spawn(move || {
+        // Opening reads the first bytes (to tell the format), which waits on standard input.
+        let configs = match input::Configs::open(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
         for item in configs {
             if tx.send(item.map(|(_, config)| config)).is_err() {
                 break;

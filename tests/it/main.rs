@@ -5,6 +5,7 @@ mod common;
 
 mod cache;
 mod cli;
+mod cli_run;
 mod commands;
 mod evaluator;
 mod loading;

@@ -1,0 +1,468 @@
+//! `wasmeval run` with the real binary: input formats, streaming, progress, limits,
+//! interruption, and `wasmeval inspect`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wasmeval::Storage;
+
+use crate::common::{fixture, guest, root};
+
+fn wasmeval() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wasmeval"));
+    c.current_dir(root()).env("WASMEVAL_STORAGE", "memory");
+    c
+}
+
+fn output(args: &[&str]) -> Output {
+    wasmeval().args(args).output().expect("run wasmeval")
+}
+
+fn with_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = wasmeval()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn objectives(path: &Path) -> Vec<Value> {
+    jsonl(path).iter().map(|j| j["objective"].clone()).collect()
+}
+
+#[test]
+fn jsonl_json_array_and_csv_inputs_give_the_same_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let sum = guest("sum");
+    let inputs = [
+        (
+            "c.jsonl",
+            "{\"x0\": 1, \"x1\": 2.5, \"x2\": -1}\n\n{\"x0\": 10}\n{\"x0\": 0.25, \"x1\": 0.5}\n",
+        ),
+        (
+            "c.json",
+            "[\n {\"x0\": 1, \"x1\": 2.5, \"x2\": -1},\n {\"x0\": 10},\n {\"x0\": 0.25, \"x1\": 0.5}\n]\n",
+        ),
+        ("c.csv", "x0,x1,x2\n1,2.5,-1\n10,,\n0.25,0.5,\n"),
+    ];
+    for (name, text) in inputs {
+        let input = dir.path().join(name);
+        std::fs::write(&input, text).unwrap();
+        let out_path = dir.path().join(format!("{name}.out.jsonl"));
+        let out = output(&[
+            "run",
+            sum.to_str().unwrap(),
+            "-i",
+            input.to_str().unwrap(),
+            "-o",
+            out_path.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        assert_eq!(
+            objectives(&out_path),
+            [2.5, 10.0, 0.75].map(Value::from),
+            "{name}"
+        );
+    }
+    // A results.csv is an input too: its `p:` columns are the configurations.
+    let csv = dir.path().join("results.csv");
+    let again = dir.path().join("again.jsonl");
+    let input = dir.path().join("c.jsonl");
+    for (i, o) in [(&input, &csv), (&csv, &again)] {
+        let out = output(&[
+            "run",
+            sum.to_str().unwrap(),
+            "-i",
+            i.to_str().unwrap(),
+            "-o",
+            o.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    assert_eq!(objectives(&again), [2.5, 10.0, 0.75].map(Value::from));
+}
+
+#[test]
+fn max_jobs_progress_and_the_streamed_table() {
+    let ackley = guest("ackley");
+    let out = output(&[
+        "run",
+        ackley.to_str().unwrap(),
+        "-i",
+        "examples/configs/ackley.jsonl",
+        "--max-jobs",
+        "5",
+        "--progress",
+        "always",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(table.lines().count(), 5, "{table}");
+    assert!(table.lines().all(|l| l.contains("\tDONE\t")), "{table}");
+    let err = stderr(&out);
+    assert!(err.contains("progress: 1/5 done, 0 failed"), "{err}");
+    assert!(err.contains("5 jobs: 5 succeeded, 0 failed"), "{err}");
+    for progress in ["never", "auto"] {
+        let out = output(&[
+            "run",
+            ackley.to_str().unwrap(),
+            "-i",
+            "examples/configs/ackley.jsonl",
+            "--progress",
+            progress,
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(
+            !stderr(&out).contains("progress:"),
+            "{progress}: off a terminal, no progress"
+        );
+    }
+}
+
+#[test]
+fn a_file_is_validated_before_any_job_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("c.jsonl");
+    let mut text = std::fs::read_to_string(root().join("examples/configs/ackley.jsonl")).unwrap();
+    text.push_str("{\"x\": [1, 2]}\n\"not an object\"\n");
+    std::fs::write(&input, text).unwrap();
+    let db = dir.path().join("r.sqlite");
+    let out = output(&[
+        "run",
+        guest("ackley").to_str().unwrap(),
+        "-i",
+        input.to_str().unwrap(),
+        "--storage",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "error: {}:43: expected a JSON object, found \"not an object\"",
+            input.display()
+        )
+    );
+    assert!(!db.exists(), "no job ran, nothing was stored");
+}
+
+#[test]
+fn a_bad_line_on_stdin_stops_the_run_and_resume_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.sqlite");
+    let sum = guest("sum");
+    let args = [
+        "run",
+        sum.to_str().unwrap(),
+        "--storage",
+        db.to_str().unwrap(),
+    ];
+    let good = "{\"x0\": 1}\n{\"x0\": 2}\n{\"x0\": 3}\n";
+    let out = with_stdin(&args, format!("{good}{{\"x0\": oops}}\n").as_bytes());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("error: -:4: invalid JSON"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "--storage {} --search-id 0 --resume",
+            db.display()
+        )),
+        "{err}"
+    );
+    let storage = wasmeval::SqliteStorage::open(&db).unwrap();
+    let done = storage
+        .load_search("0")
+        .unwrap()
+        .iter()
+        .filter(|j| j.status == wasmeval::JobStatus::Done)
+        .count();
+    drop(storage);
+    // The three lines before the bad one ran (or were cancelled, if still in flight).
+    let mut resumed = args.to_vec();
+    resumed.extend(["--search-id", "0", "--resume"]);
+    let out = with_stdin(&resumed, format!("{good}{{\"x0\": 4}}\n").as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    if done > 0 {
+        assert!(
+            err.contains(&format!("{done} configurations skipped")),
+            "{err}"
+        );
+    }
+    let storage = wasmeval::SqliteStorage::open(&db).unwrap();
+    let mut values: Vec<f64> = storage
+        .load_search("0")
+        .unwrap()
+        .iter()
+        .filter_map(|j| j.value())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    assert_eq!(values, [1.0, 2.0, 3.0, 4.0], "each configuration once");
+}
+
+fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sigint(child: &Child) {
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+}
+
+/// A child killed if the test fails before waiting for it.
+struct Reaped(Option<Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `wasmeval run loop.wat` over 20 configurations with a SQLite storage, once jobs are in it.
+fn endless_run(db: &Path, input: &Path) -> Reaped {
+    std::fs::write(input, "{\"i\": 0}\n".repeat(20)).unwrap();
+    let child = wasmeval()
+        .args([
+            "run",
+            fixture("loop.wat").to_str().unwrap(),
+            "-i",
+            input.to_str().unwrap(),
+        ])
+        .args(["--storage", db.to_str().unwrap(), "--workers", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child = Reaped(Some(child));
+    wait_for(
+        || {
+            wasmeval::SqliteStorage::open(db)
+                .is_ok_and(|s| s.load_search("0").is_ok_and(|jobs| jobs.len() >= 2))
+        },
+        "jobs stored",
+    );
+    // The first two are running (they never end) and the others queued.
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+#[test]
+fn ctrl_c_cancels_jobs_in_flight_stores_them_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.sqlite");
+    let mut child = endless_run(&db, &dir.path().join("c.jsonl"));
+    sigint(child.0.as_ref().unwrap());
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("interrupted: jobs in flight were cancelled"),
+        "{err}"
+    );
+    assert!(err.contains("--search-id 0 --resume"), "{err}");
+    assert!(err.contains("jobs: 0 succeeded"), "the summary: {err}");
+    let storage = wasmeval::SqliteStorage::open(&db).unwrap();
+    let jobs = storage.load_search("0").unwrap();
+    assert!(jobs.len() >= 2);
+    assert!(
+        jobs.iter()
+            .all(|j| j.status == wasmeval::JobStatus::Cancelled),
+        "every job submitted got its CANCELLED outcome: {jobs:?}"
+    );
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.sqlite");
+    let mut child = endless_run(&db, &dir.path().join("c.jsonl"));
+    // Another connection holds the write lock: the clean stop waits to store the outcomes.
+    let lock = rusqlite::Connection::open(&db).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let c = child.0.as_mut().unwrap();
+    sigint(c);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        c.try_wait().unwrap().is_none(),
+        "still storing after the first Ctrl-C"
+    );
+    sigint(c);
+    // Loose bound: the lock would hold a clean stop for a minute (SQLite's busy timeout).
+    let asked = Instant::now();
+    while c.try_wait().unwrap().is_none() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(20),
+            "the second Ctrl-C did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    lock.execute_batch("ROLLBACK").unwrap();
+}
+
+#[test]
+fn search_timeout_cancels_what_runs_and_exits_0() {
+    let out = with_stdin(
+        &[
+            "run",
+            fixture("loop.wat").to_str().unwrap(),
+            "--search-timeout",
+            "300ms",
+            "--workers",
+            "2",
+        ],
+        "{\"i\": 0}\n".repeat(5).as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().count() >= 2, "{table}");
+    assert!(
+        table
+            .lines()
+            .all(|l| l.contains("\tCANCELLED\t\"F_CANCELLED\"")),
+        "{table}"
+    );
+    assert!(stderr(&out).contains("search timeout"), "{}", stderr(&out));
+}
+
+#[test]
+fn inspect_reports_kind_imports_wasi_and_whether_it_runs() {
+    let ackley = guest("ackley");
+    let out = output(&["inspect", ackley.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("binary    component"), "{text}");
+    assert!(
+        text.contains("kind      objective component (exports `run`)"),
+        "{text}"
+    );
+    assert!(text.contains("compiles  yes\nrunnable  yes"), "{text}");
+    assert!(text.contains("wasi:cli/environment@0.2"), "{text}");
+    assert!(text.contains("exports\n  run (func)"), "{text}");
+
+    let out = output(&[
+        "inspect",
+        fixture("unknown_import.wat").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["binary"], "core module");
+    assert_eq!(report["text"], true);
+    assert_eq!(report["compiles"], true);
+    assert_eq!(report["runnable"], false);
+    assert_eq!(report["imports"][0]["name"], "env::launch_missiles");
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not provide"),
+        "{report}"
+    );
+
+    let command = crate::common::guest_for("command", "wasm32-wasip1");
+    let out = output(&["inspect", command.to_str().unwrap(), "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["wasi"],
+        serde_json::json!(["wasi_snapshot_preview1"])
+    );
+    assert!(
+        report["kind"]
+            .as_str()
+            .unwrap()
+            .contains("preview1 command"),
+        "{report}"
+    );
+
+    let out = output(&["inspect", fixture("not_wasm.txt").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not WebAssembly"), "{}", stderr(&out));
+}
+
+#[test]
+fn more_bad_input_each_with_its_own_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_csv = dir.path().join("bad.csv");
+    std::fs::write(&bad_csv, "x0,x1\n1,2\n3,4,5\n").unwrap();
+    let sum = guest("sum");
+    let sum = sum.to_str().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["run", sum, "-i", bad_csv.to_str().unwrap()],
+            format!(
+                "error: {}:3: the row has 3 fields, the header has 2",
+                bad_csv.display()
+            ),
+        ),
+        (
+            vec!["run", sum, "-i", d],
+            format!("error: {d}:0: is a directory"),
+        ),
+        (
+            vec!["run", sum, "--progress", "sometimes"],
+            "invalid value 'sometimes' for '--progress".into(),
+        ),
+        (
+            vec!["run", sum, "--max-jobs", "many"],
+            "invalid value 'many' for '--max-jobs".into(),
+        ),
+        (
+            vec!["run", sum, "--search-timeout", "1y"],
+            "invalid duration `1y`".into(),
+        ),
+        (
+            vec!["run", sum, "--kwargs", "[1]"],
+            "--kwargs must be a JSON object".into(),
+        ),
+        (
+            vec!["run", sum, "--dir", "::/x"],
+            "expected HOST[::GUEST][:rw]".into(),
+        ),
+        (vec!["run", sum, "--resume"], "--search-id".into()),
+        (
+            vec!["inspect"],
+            "required arguments were not provided".into(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = output(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
