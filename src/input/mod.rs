@@ -57,6 +57,12 @@ pub struct Configs {
 impl Configs {
     /// Opens `path` (`-` for standard input) and tells its format.
     pub fn open(path: &Path) -> Result<Configs, InputError> {
+        Configs::open_for(path, false)
+    }
+
+    /// Opens `path`; with `check_only`, JSON Lines are checked without being built (each
+    /// valid line yields an empty map), for a fast validation pass with the same errors.
+    fn open_for(path: &Path, check_only: bool) -> Result<Configs, InputError> {
         let name = path.display().to_string();
         let reader: Box<dyn Read + Send> = if name == "-" {
             Box::new(std::io::stdin())
@@ -72,14 +78,24 @@ impl Configs {
         let csv_ext = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        Configs::from_reader(&name, BufReader::with_capacity(1 << 16, reader), csv_ext)
+        let reader = BufReader::with_capacity(1 << 16, reader);
+        Configs::build(&name, reader, csv_ext, check_only)
     }
 
     /// Reads configurations from `reader`, naming `name` in errors; `csv` forces CSV.
     pub fn from_reader(
         name: &str,
+        reader: impl BufRead + Send + 'static,
+        csv: bool,
+    ) -> Result<Configs, InputError> {
+        Configs::build(name, reader, csv, false)
+    }
+
+    fn build(
+        name: &str,
         mut reader: impl BufRead + Send + 'static,
         csv: bool,
+        check_only: bool,
     ) -> Result<Configs, InputError> {
         let first =
             first_byte(&mut reader).map_err(|e| whole(name, &format!("cannot read: {e}")))?;
@@ -90,7 +106,7 @@ impl Configs {
             Some(_) => Format::Csv,
         };
         let items = match format {
-            Format::JsonLines => lines::read(reader),
+            Format::JsonLines => lines::read(reader, check_only),
             Format::JsonArray => array::read(reader),
             Format::Csv => csv::read(reader),
         };
@@ -149,7 +165,7 @@ pub fn parse_configs(file: &str, text: &str) -> Result<Vec<Map<String, Value>>, 
 /// Reads the whole file once, checking every configuration; returns how many there are.
 pub fn validate(path: &Path) -> Result<u64, InputError> {
     let mut n = 0;
-    for item in Configs::open(path)? {
+    for item in Configs::open_for(path, true)? {
         item?;
         n += 1;
     }

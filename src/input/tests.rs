@@ -90,3 +90,17 @@ fn csv_extension_forces_csv() {
         serde_json::json!({"{a}": 1})
     );
 }
+
+#[test]
+fn validation_counts_and_reports_like_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.jsonl");
+    std::fs::write(&path, "{\"a\": {\"b\": [1, 2]}}\n\n{}\n").unwrap();
+    assert_eq!(validate(&path).unwrap(), 2);
+    for bad in ["[1]", "{\"a\": 1", "7", "{\"a\" 1}"] {
+        std::fs::write(&path, format!("{{}}\n{bad}\n")).unwrap();
+        let full = read_configs(&path).unwrap_err().to_string();
+        assert_eq!(validate(&path).unwrap_err().to_string(), full);
+        assert!(full.contains(":2: "), "{full}");
+    }
+}
