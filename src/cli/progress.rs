@@ -35,8 +35,8 @@ impl Progress {
         let show_bar = !quiet && terminal && mode != Mode::Never;
         let bar = show_bar.then(|| {
             let (bar, template) = match total {
-                Some(n) => (ProgressBar::new(n), "{bar:30} {pos}/{len} {msg}"),
-                None => (ProgressBar::no_length(), "{spinner} {pos} jobs {msg}"),
+                Some(n) => (ProgressBar::new(n), "{bar:30} {pos}/{len} done, {msg}"),
+                None => (ProgressBar::no_length(), "{spinner} {pos} done, {msg}"),
             };
             bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
             bar.set_style(ProgressStyle::with_template(template).expect("a valid template"));

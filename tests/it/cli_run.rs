@@ -139,6 +139,28 @@ fn max_jobs_progress_and_the_streamed_table() {
 }
 
 #[test]
+fn a_terminal_gets_a_progress_bar() {
+    // `script` runs the command on a pseudo-terminal and copies what it draws.
+    let ackley = guest("ackley");
+    let command = format!(
+        "{} run {} -i examples/configs/ackley.jsonl -o /dev/null --storage memory --method serial",
+        env!("CARGO_BIN_EXE_wasmeval"),
+        ackley.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(root())
+        .output()
+        .expect("script (bsdutils) runs a command on a pseudo-terminal");
+    assert_eq!(out.status.code(), Some(0));
+    let drawn = String::from_utf8_lossy(&out.stdout);
+    assert!(drawn.contains("/41 done, 0 failed, "), "{drawn}");
+    assert!(drawn.contains("jobs/s, ETA "), "{drawn}");
+    assert!(drawn.contains(", best -"), "{drawn}");
+    assert!(drawn.contains("41 jobs: 40 succeeded, 1 failed"), "{drawn}");
+}
+
+#[test]
 fn a_file_is_validated_before_any_job_starts() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("c.jsonl");
