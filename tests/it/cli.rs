@@ -113,9 +113,48 @@ fn bad_input_gets_a_clear_error_and_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"x\": [1]}\n{\"x\": [2]\n").unwrap();
+    let bad_csv = dir.path().join("bad.csv");
+    std::fs::write(&bad_csv, "x0,x1\n1,2\n3,4,5\n").unwrap();
+    let d = dir.path().to_str().unwrap();
     let ackley = guest("ackley");
     let ackley = ackley.to_str().unwrap();
     let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["run", ackley, "-i", bad_csv.to_str().unwrap()],
+            format!(
+                "error: {}:3: the row has 3 fields, the header has 2",
+                bad_csv.display()
+            ),
+        ),
+        (
+            vec!["run", ackley, "-i", d],
+            format!("error: {d}:0: is a directory"),
+        ),
+        (
+            vec!["run", ackley, "--progress", "sometimes"],
+            "invalid value 'sometimes' for '--progress".into(),
+        ),
+        (
+            vec!["run", ackley, "--max-jobs", "many"],
+            "invalid value 'many' for '--max-jobs".into(),
+        ),
+        (
+            vec!["run", ackley, "--search-timeout", "1y"],
+            "invalid duration `1y`".into(),
+        ),
+        (
+            vec!["run", ackley, "--kwargs", "[1]"],
+            "--kwargs must be a JSON object".into(),
+        ),
+        (
+            vec!["run", ackley, "--dir", "::/x"],
+            "expected HOST[::GUEST][:rw]".into(),
+        ),
+        (vec!["run", ackley, "--resume"], "--search-id".into()),
+        (
+            vec!["inspect"],
+            "required arguments were not provided".into(),
+        ),
         (
             vec!["run", ackley, "-i", bad.to_str().unwrap()],
             format!("error: {}:2: invalid JSON", bad.display()),
