@@ -21,8 +21,8 @@ pub enum Format {
 /// Options of `wasmeval results`.
 #[derive(Args, Debug)]
 pub struct ResultsArgs {
-    /// The storage file: `sqlite:PATH` or a path.
-    #[arg(long)]
+    /// The storage file: `sqlite:PATH` or a path (default: as `wasmeval run`).
+    #[arg(long, env = "WASMEVAL_STORAGE", default_value = "wasmeval.sqlite")]
     pub storage: String,
     /// The search (default: the last one).
     #[arg(long)]
@@ -50,6 +50,13 @@ pub fn results(args: ResultsArgs) -> i32 {
 }
 
 fn show(args: ResultsArgs) -> Result<(), String> {
+    let path = args
+        .storage
+        .strip_prefix("sqlite:")
+        .unwrap_or(&args.storage);
+    if args.storage != "memory" && !std::path::Path::new(path).exists() {
+        return Err(format!("--storage: {path}: no such storage file"));
+    }
     let storage = crate::storage::open(&args.storage).map_err(|e| format!("--storage: {e}"))?;
     if let Some(id) = args.job {
         let job = storage.load_job(&JobId(id)).map_err(|e| e.to_string())?;

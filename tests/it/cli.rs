@@ -277,6 +277,32 @@ fn compile_fills_the_cache_and_results_reads_a_storage_file() {
         job["metadata"]["failure_message"],
         "x must hold at least one coordinate"
     );
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .args(["results", "--format", "csv"])
+        .env_remove("WASMEVAL_STORAGE")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("wasmeval.sqlite: no such storage file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !dir.path().join("wasmeval.sqlite").exists(),
+        "not created by reading"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .args(["results", "--format", "csv"])
+        .env("WASMEVAL_STORAGE", db)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        csv,
+        "the storage from the environment"
+    );
     let missing = wasmeval(&["results", "--storage", db, "--search-id", "7"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("no search 7"));
