@@ -158,6 +158,7 @@ pub(crate) struct Setup {
     pub name: PathBuf,
     pub sha256: String,
     pub component: bool,
+    pub core_instances: u32,
     pub policy: Policy,
     pub kwargs: String,
     pub deadline_in: Option<Duration>,
@@ -243,6 +244,7 @@ fn run_main() -> i32 {
         name,
         sha256,
         component,
+        core_instances,
         policy,
         kwargs,
         deadline_in,
@@ -259,13 +261,14 @@ fn run_main() -> i32 {
             std::process::exit(0);
         }
     };
-    let module = match LoadedModule::from_code(name, sha256, component, &buf, &policy) {
-        Ok(m) => m,
-        Err(e) => {
-            send(&FromWorker::Failed(e.to_string()));
-            return 1;
-        }
-    };
+    let module =
+        match LoadedModule::from_code(name, sha256, component, core_instances, &buf, &policy) {
+            Ok(m) => m,
+            Err(e) => {
+                send(&FromWorker::Failed(e.to_string()));
+                return 1;
+            }
+        };
     send(&FromWorker::Ready);
     let signals = Arc::new(Signals::default());
     signals.set_deadline(deadline(deadline_in));

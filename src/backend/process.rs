@@ -279,6 +279,7 @@ fn spawn(pool: &Pool) -> Result<Worker, String> {
         name: m.name.clone(),
         sha256: m.sha256.clone(),
         component: m.component,
+        core_instances: m.shape.core_instances,
         policy: (*pool.shared.policy).clone(),
         kwargs: pool.shared.kwargs.to_string(),
         deadline_in: pool

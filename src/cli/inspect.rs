@@ -79,6 +79,12 @@ fn text(r: &Inspection) -> String {
         "runnable  {}\n",
         r.runnable.map_or("unknown (it does not compile)", yes)
     );
+    if let Some(p) = &r.pool {
+        s += &format!(
+            "per job   {} core instances, {} memories, {} tables (jobs wait for room in the pool)\n",
+            p.core_instances, p.memories, p.tables
+        );
+    }
     if let Some(e) = &r.error {
         s += &format!("error     {e}\n");
     }

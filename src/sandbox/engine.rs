@@ -2,13 +2,14 @@
 //! and the 1 ms epoch ticker that drives wall-clock limits.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::error::{Error, Result};
 use crate::sandbox::Policy;
+use crate::sandbox::admission::{Admission, Shape};
 
 /// The epoch tick: every engine's epoch advances this often.
 pub const TICK: Duration = Duration::from_millis(1);
@@ -19,10 +20,19 @@ pub const POOL_COMPONENT_INSTANCES: u32 = 128;
 /// Largest linear memory any job may reach (the per-job cap is enforced below it).
 const POOL_MAX_MEMORY: usize = 4 << 30;
 
-type Key = (bool, usize);
+/// What each engine's pool holds; jobs wait for room (see [`crate::sandbox::admission`]).
+pub const POOL: Shape = Shape {
+    component_instances: POOL_COMPONENT_INSTANCES,
+    core_instances: 4 * POOL_COMPONENT_INSTANCES,
+    memories: 2 * POOL_COMPONENT_INSTANCES,
+    tables: 4 * POOL_COMPONENT_INSTANCES,
+};
 
-fn engines() -> &'static Mutex<HashMap<Key, Engine>> {
-    static ENGINES: OnceLock<Mutex<HashMap<Key, Engine>>> = OnceLock::new();
+type Key = (bool, usize);
+type Engines = Mutex<HashMap<Key, (Engine, Arc<Admission>)>>;
+
+fn engines() -> &'static Engines {
+    static ENGINES: OnceLock<Engines> = OnceLock::new();
     ENGINES.get_or_init(|| {
         std::thread::Builder::new()
             .name("wasmeval-epoch".into())
@@ -35,7 +45,12 @@ fn engines() -> &'static Mutex<HashMap<Key, Engine>> {
 fn ticker() {
     loop {
         std::thread::sleep(TICK);
-        let list: Vec<Engine> = engines().lock().unwrap().values().cloned().collect();
+        let list: Vec<Engine> = engines()
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(e, _)| e.clone())
+            .collect();
         for engine in list {
             engine.increment_epoch();
         }
@@ -44,15 +59,21 @@ fn ticker() {
 
 /// The engine for `policy` (fuel metering changes the compiled code, so it has its own engine).
 pub fn engine_for(policy: &Policy) -> Result<Engine> {
+    pooled_engine_for(policy).map(|(engine, _)| engine)
+}
+
+/// The engine for `policy` and the admission control of its pool.
+pub fn pooled_engine_for(policy: &Policy) -> Result<(Engine, Arc<Admission>)> {
     let key = (policy.fuel.is_some(), policy.max_wasm_stack);
     let mut map = engines().lock().unwrap();
-    if let Some(engine) = map.get(&key) {
-        return Ok(engine.clone());
+    if let Some(pair) = map.get(&key) {
+        return Ok(pair.clone());
     }
     let engine = Engine::new(&config(key.0, key.1, true))
         .map_err(|e| Error::Sandbox(format!("cannot create the wasmtime engine: {e:#}")))?;
-    map.insert(key, engine.clone());
-    Ok(engine)
+    let pair = (engine, Arc::new(Admission::new(POOL)));
+    map.insert(key, pair.clone());
+    Ok(pair)
 }
 
 /// An engine for compiling only (no pooling allocator, no address space reserved), with the
@@ -64,10 +85,10 @@ pub fn compile_engine(policy: &Policy) -> Result<Engine> {
 
 fn config(fuel: bool, stack: usize, pooling: bool) -> Config {
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(POOL_COMPONENT_INSTANCES)
-        .total_core_instances(4 * POOL_COMPONENT_INSTANCES)
-        .total_memories(2 * POOL_COMPONENT_INSTANCES)
-        .total_tables(4 * POOL_COMPONENT_INSTANCES)
+    pool.total_component_instances(POOL.component_instances)
+        .total_core_instances(POOL.core_instances)
+        .total_memories(POOL.memories)
+        .total_tables(POOL.tables)
         .max_memories_per_module(2)
         .max_tables_per_module(4)
         .max_core_instance_size(4 << 20)

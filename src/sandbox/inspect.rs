@@ -45,6 +45,8 @@ pub struct Inspection {
     pub runnable: Option<bool>,
     /// The kind of run function found, once runnable.
     pub kind: Option<String>,
+    /// What one job takes from the instance pool, once runnable (admission control).
+    pub pool: Option<crate::sandbox::admission::Shape>,
     /// Why it does not compile or cannot run.
     pub error: Option<String>,
 }
@@ -81,6 +83,7 @@ pub fn inspect(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Resul
         compiles: false,
         runnable: None,
         kind: None,
+        pool: None,
         error: None,
     };
     let engine = engine::engine_for(policy)?;
@@ -92,10 +95,12 @@ pub fn inspect(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Resul
         }
     };
     report.compiles = true;
-    match LoadedModule::from_code(name, sha256, component, &code, policy) {
+    let core_instances = crate::sandbox::admission::core_instances(&wasm, component);
+    match LoadedModule::from_code(name, sha256, component, core_instances, &code, policy) {
         Ok(m) => {
             report.runnable = Some(true);
             report.kind = Some(m.kind.to_string());
+            report.pool = Some(m.shape);
         }
         Err(Error::Module { reason, .. }) => {
             report.runnable = Some(false);

@@ -1,6 +1,7 @@
 //! The sandbox: engines, module loading and kind detection, the compile cache, limits, and
 //! the execution of one job in a fresh instance.
 
+pub mod admission;
 pub mod cache;
 mod clock;
 pub mod compile;

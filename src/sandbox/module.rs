@@ -11,6 +11,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
 use crate::error::{Error, Result};
+use crate::sandbox::admission::{self, Admission, Shape};
 use crate::sandbox::cache::{self, CacheDir};
 use crate::sandbox::host::{Host, P2, wasmeval};
 use crate::sandbox::{Policy, clock, compile, engine};
@@ -111,6 +112,9 @@ pub struct LoadedModule {
     /// The compiled code, for worker processes.
     pub(crate) code: Arc<Vec<u8>>,
     pub(crate) component: bool,
+    /// What one job takes from the engine's pool.
+    pub shape: Shape,
+    pub(crate) admission: Arc<Admission>,
 }
 
 impl fmt::Debug for LoadedModule {
@@ -144,7 +148,15 @@ impl LoadedModule {
                 path: name.clone(),
                 reason,
             })?;
-        LoadedModule::from_code(name, cache::sha256_hex(&wasm), component, &code, policy)
+        let core_instances = admission::core_instances(&wasm, component);
+        LoadedModule::from_code(
+            name,
+            cache::sha256_hex(&wasm),
+            component,
+            core_instances,
+            &code,
+            policy,
+        )
     }
 
     /// Loads code compiled by [`LoadedModule::load`] (in a worker process).
@@ -152,6 +164,7 @@ impl LoadedModule {
         name: PathBuf,
         sha256: String,
         component: bool,
+        core_instances: u32,
         code: &[u8],
         policy: &Policy,
     ) -> Result<LoadedModule> {
@@ -159,20 +172,37 @@ impl LoadedModule {
             path: name.clone(),
             reason,
         };
-        let engine = engine::engine_for(policy)?;
+        let (engine, admission) = engine::pooled_engine_for(policy)?;
+        let mut shape = Shape {
+            component_instances: component as u32,
+            core_instances,
+            ..Shape::default()
+        };
         let prepared = if component {
             // SAFETY: `code` was compiled by this host's own compiler process, or read from the
             // private cache after its checksum matched what this host wrote.
             let c = unsafe { Component::deserialize(&engine, code) }
                 .map_err(|e| refuse(format!("cannot load the compiled component: {e:#}")))?;
+            // A component that imports core modules has no static count: assume the most.
+            let (memories, tables) = c
+                .resources_required()
+                .map_or((2 * core_instances, 4 * core_instances), |r| {
+                    (r.num_memories, r.num_tables)
+                });
+            (shape.memories, shape.tables) = (memories, tables);
             prepare_component(&engine, &c)
         } else {
             // SAFETY: as above.
             let m = unsafe { Module::deserialize(&engine, code) }
                 .map_err(|e| refuse(format!("cannot load the compiled module: {e:#}")))?;
+            let r = m.resources_required();
+            (shape.memories, shape.tables) = (r.num_memories, r.num_tables);
             prepare_core(&engine, &m)
         }
-        .map_err(refuse)?;
+        .map_err(&refuse)?;
+        if let Some(why) = shape.too_big_for(&admission.capacity()) {
+            return Err(refuse(format!("too big for the instance pool: {why}")));
+        }
         let kind = match prepared {
             Prepared::Objective { .. } => ModuleKind::Objective,
             Prepared::CommandComponent(_) => ModuleKind::CommandComponent,
@@ -186,6 +216,8 @@ impl LoadedModule {
             prepared,
             code: Arc::new(code.to_vec()),
             component,
+            shape,
+            admission,
         })
     }
 }

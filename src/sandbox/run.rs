@@ -246,16 +246,26 @@ impl LoadedModule {
         if let Some(fuel) = policy.fuel {
             let _ = store.set_fuel(fuel);
         }
-        let result = match store.data_mut().job.check() {
-            Some(why) => Err(wasmtime::Error::msg(format!(
+        // Wait for room in the pool; the slot is given back once the store is gone.
+        let slot = self.admission.admit(self.shape, || {
+            store.data_mut().job.check().map(|w| w.to_string())
+        });
+        let stopped = |why: &dyn std::fmt::Display| {
+            Err(wasmtime::Error::msg(format!(
                 "stopped before it started: {why}"
-            ))),
-            None => call(&mut store),
+            )))
+        };
+        let result = match (&slot, store.data_mut().job.check()) {
+            (Err(why), _) => stopped(why),
+            (Ok(_), Some(why)) => stopped(&why),
+            (Ok(_), None) => call(&mut store),
         };
         let fuel_used = policy
             .fuel
             .map(|f| f.saturating_sub(store.get_fuel().unwrap_or(0)));
-        (result, store.into_data(), fuel_used)
+        let host = store.into_data();
+        drop(slot);
+        (result, host, fuel_used)
     }
 }
 

@@ -389,6 +389,7 @@ fn inspect_reports_kind_imports_wasi_and_whether_it_runs() {
         "{text}"
     );
     assert!(text.contains("compiles  yes\nrunnable  yes"), "{text}");
+    assert!(text.contains("per job   "), "{text}");
     assert!(text.contains("wasi:cli/environment@0.2"), "{text}");
     assert!(text.contains("exports\n  run (func)"), "{text}");
 
