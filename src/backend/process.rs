@@ -486,6 +486,23 @@ fn dispatch(pool: &Pool) {
             let _ = pool.retry_tx.send(next);
             continue;
         }
+        // A cancel that came between the check above and this write was broadcast before the
+        // worker knew the job, and lost: send it again, after the job, on the same stream
+        // (later cancels are broadcast under this slot's lock, so after the job too).
+        if next
+            .task
+            .control
+            .stop_reason(Instant::now(), None)
+            .is_some()
+            && let Some(w) = st.stdin.as_mut()
+        {
+            let _ = ipc::write_frame(
+                w,
+                &ToWorker::Cancel {
+                    id: next.task.id.to_string(),
+                },
+            );
+        }
         dirty[i] = true;
         st.next_seq += 1;
         if st.in_flight.is_empty() {
