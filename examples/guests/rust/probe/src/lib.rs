@@ -75,6 +75,14 @@ fn run(c: Config) -> Result<Value, String> {
             }
             json!(c.n)
         }
+        "stderr" => {
+            let mut err = std::io::stderr();
+            for _ in 0..c.n {
+                let _ = err.write_all(c.text.as_bytes());
+            }
+            json!(c.n)
+        }
+        "big_result" => json!("1".repeat(c.n as usize)),
         "until_stopped" => {
             let mut polls: u64 = 0;
             while !job::stopped() {
