@@ -36,9 +36,15 @@ pub fn read_raw(input: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
             format!("frame of {len} bytes is too large"),
         ));
     }
+    // Grow the buffer as bytes arrive: a bogus length costs nothing until data backs it.
     buf.clear();
-    buf.resize(len, 0);
-    input.read_exact(buf)?;
+    input.take(len as u64).read_to_end(buf)?;
+    if buf.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("a frame of {len} bytes ended after {}", buf.len()),
+        ));
+    }
     Ok(true)
 }
 
@@ -82,5 +88,15 @@ mod tests {
         assert!(read_frame::<u8>(&mut garbage.as_slice(), &mut buf).is_err());
         let truncated = [5u8, 0, 0, 0, b'1'];
         assert!(read_frame::<u8>(&mut truncated.as_slice(), &mut buf).is_err());
+    }
+
+    #[test]
+    fn a_length_without_its_bytes_is_an_error_not_an_allocation() {
+        // Claims 1 GiB - 1 and carries 3 bytes: the buffer grows only by what arrives.
+        let wire = [0xff, 0xff, 0xff, 0x3f, 1, 2, 3];
+        let mut buf = Vec::new();
+        let e = read_raw(&mut &wire[..], &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(buf.capacity() < 1 << 20, "{}", buf.capacity());
     }
 }

@@ -152,6 +152,24 @@ pub(crate) enum ToWorker {
     Closing(bool),
 }
 
+/// Decodes `bytes` as a stream of frames of both directions (the messages to a worker, then
+/// those from one), until the end or the first error; returns how many decoded. For fuzzing:
+/// no input may panic or allocate more than it carries.
+#[doc(hidden)]
+pub fn decode_frames(bytes: &[u8]) -> usize {
+    let mut buf = Vec::new();
+    let mut n = 0;
+    let mut input = bytes;
+    while let Ok(Some(_)) = ipc::read_frame::<ToWorker>(&mut input, &mut buf) {
+        n += 1;
+    }
+    let mut input = bytes;
+    while let Ok(Some(_)) = ipc::read_frame::<FromWorker>(&mut input, &mut buf) {
+        n += 1;
+    }
+    n
+}
+
 /// A worker's first frame.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Setup {
