@@ -481,3 +481,31 @@ fn a_module_slow_or_huge_to_compile_is_refused_at_load() {
         assert!(started.elapsed() < policy.compile_timeout + MARGIN);
     }
 }
+
+#[test]
+fn many_jobs_at_once_wait_for_room_in_the_instance_pool() {
+    // 300 threads in one process, more than the pool's 128 component instances: jobs wait for
+    // a slot instead of failing `startup`.
+    let mut evaluator = builder(guest("probe"))
+        .method(Method::Thread)
+        .num_workers(300)
+        .build()
+        .unwrap();
+    let shape = evaluator.module().shape;
+    assert_eq!(shape.component_instances, 1);
+    assert!(
+        shape.core_instances >= 1 && shape.memories >= 1,
+        "{shape:?}"
+    );
+    let configs = (0..600).map(|_| json!({"action": "sleep", "n": 100}));
+    evaluator.submit(configs).unwrap();
+    let jobs = evaluator.gather(Gather::All).unwrap().local;
+    assert_eq!(jobs.len(), 600);
+    let failed: Vec<_> = jobs.iter().filter(|j| j.is_failure()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed, first: {:?}",
+        failed.len(),
+        failed.first().map(|j| &j.metadata)
+    );
+}

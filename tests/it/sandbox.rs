@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use wasmeval::{DirGrant, FailureKind, Gather, JobStatus, Method, Objective};
+use wasmeval::{DirGrant, FailureKind, Gather, JobStatus, Objective};
 
 use crate::common::{WITHIN, builder, fixture, guest, meta, run_one};
 
@@ -321,32 +321,4 @@ fn the_job_interface_records_logs_and_stops_early() {
     );
     assert_eq!(meta(&job, "kwargs"), &json!({"dataset": "mnist"}));
     assert_eq!(meta(&job, "id"), job.id.as_str());
-}
-
-#[test]
-fn many_jobs_at_once_wait_for_room_in_the_instance_pool() {
-    // 300 threads in one process, more than the pool's 128 component instances: jobs wait for
-    // a slot instead of failing `startup`.
-    let mut evaluator = builder(probe())
-        .method(Method::Thread)
-        .num_workers(300)
-        .build()
-        .unwrap();
-    let shape = evaluator.module().shape;
-    assert_eq!(shape.component_instances, 1);
-    assert!(
-        shape.core_instances >= 1 && shape.memories >= 1,
-        "{shape:?}"
-    );
-    let configs = (0..600).map(|_| json!({"action": "sleep", "n": 100}));
-    evaluator.submit(configs).unwrap();
-    let jobs = evaluator.gather(Gather::All).unwrap().local;
-    assert_eq!(jobs.len(), 600);
-    let failed: Vec<_> = jobs.iter().filter(|j| j.is_failure()).collect();
-    assert!(
-        failed.is_empty(),
-        "{} failed, first: {:?}",
-        failed.len(),
-        failed.first().map(|j| &j.metadata)
-    );
 }
