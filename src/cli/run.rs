@@ -140,6 +140,13 @@ pub fn run(args: RunArgs) -> i32 {
             }
         }
     };
+    // Fail now, not after the run, when the results cannot be written.
+    if let Some(path) = &args.output
+        && let Err(e) = std::fs::File::create(path)
+    {
+        eprintln!("error: --output {}: {e}", path.display());
+        return 2;
+    }
     if args.resume && args.storage == "memory" {
         eprintln!("error: --resume needs a --storage file that holds the search to resume");
         return 2;

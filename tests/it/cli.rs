@@ -156,6 +156,10 @@ fn bad_input_gets_a_clear_error_and_exit_code_2() {
             "required arguments were not provided".into(),
         ),
         (
+            vec!["run", ackley, "-o", "/nonexistent/dir/r.csv"],
+            "error: --output /nonexistent/dir/r.csv: No such file or directory".into(),
+        ),
+        (
             vec!["run", ackley, "-i", bad.to_str().unwrap()],
             format!("error: {}:2: invalid JSON", bad.display()),
         ),
