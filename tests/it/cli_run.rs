@@ -432,3 +432,38 @@ fn inspect_reports_kind_imports_wasi_and_whether_it_runs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not WebAssembly"), "{}", stderr(&out));
 }
+
+#[test]
+fn method_thread_fuel_and_retries_reach_the_jobs() {
+    let probe = guest("probe");
+    let out = with_stdin(
+        &[
+            "run",
+            probe.to_str().unwrap(),
+            "--method",
+            "thread",
+            "--workers",
+            "2",
+            "--fuel",
+            "5000000",
+            "--retries",
+            "2",
+        ],
+        b"{\"action\": \"spin\"}\n{\"action\": \"env_count\"}\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("\"F_fuel_exhausted\"\t{\"action\":\"spin\"}"),
+        "{table}"
+    );
+    assert!(
+        table.contains("\tDONE\t0.0\t{\"action\":\"env_count\"}"),
+        "{table}"
+    );
+    assert!(
+        stderr(&out).contains("(fuel_exhausted 1)"),
+        "{}",
+        stderr(&out)
+    );
+}
