@@ -20,6 +20,14 @@ use wasmeval::{DirGrant, Error, EvaluatorBuilder, FailureKind, Gather, Job, Meth
 
 use common::{builder, fixture, guest, guest_for};
 
+/// The tests of this file run one at a time: the catalogue measures the memory of this process,
+/// which the 300 threads of the many-jobs test would inflate.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The per-job limits of the catalogue.
 const TIMEOUT: Duration = Duration::from_secs(1);
 const MEMORY: usize = 64 << 20;
@@ -397,6 +405,7 @@ fn benign_config(module: &Path) -> Value {
 
 #[test]
 fn every_attack_ends_as_documented_and_the_host_carries_on() {
+    let _serial = one_at_a_time();
     let grant = tempfile::tempdir().unwrap();
     std::fs::write(grant.path().join("data.txt"), "granted").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", grant.path().join("passwd-link")).unwrap();
@@ -448,6 +457,7 @@ fn heavy_module(n: usize) -> String {
 
 #[test]
 fn a_module_slow_or_huge_to_compile_is_refused_at_load() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("heavy.wat");
     std::fs::write(&path, heavy_module(2_000)).unwrap();
@@ -484,6 +494,7 @@ fn a_module_slow_or_huge_to_compile_is_refused_at_load() {
 
 #[test]
 fn many_jobs_at_once_wait_for_room_in_the_instance_pool() {
+    let _serial = one_at_a_time();
     // 300 threads in one process, more than the pool's 128 component instances: jobs wait for
     // a slot instead of failing `startup`.
     let mut evaluator = builder(guest("probe"))
