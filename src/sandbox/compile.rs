@@ -72,6 +72,14 @@ pub fn compile_bounded(policy: &Policy, wasm: &[u8], component: bool) -> Result<
     let status = child.wait().map_err(|e| e.to_string())?;
     match answer.ok().flatten() {
         Some(Ok(code)) => Ok(code),
+        // An allocation refused under the limit can surface as an error rather than a death.
+        Some(Err(e)) if e.contains("out of memory") || e.contains("failed to allocate") => {
+            Err(format!(
+                "the compiler process ran out of memory within the address-space limit of {} MiB; \
+                 the module is too big to compile: {e}",
+                policy.compile_memory >> 20
+            ))
+        }
         Some(Err(e)) => Err(e),
         None => {
             let detail = std::io::read_to_string(stderr).unwrap_or_default();
