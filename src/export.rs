@@ -115,8 +115,8 @@ pub fn write_table_row(job: &Job, out: &mut impl Write) -> std::io::Result<()> {
     )
 }
 
-/// The formats of an export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The formats of an export (also the values of `wasmeval results --format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// DeepHyper's results.csv columns.
     Csv,

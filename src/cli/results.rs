@@ -2,21 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
+use crate::JobId;
 use crate::cli::output;
-use crate::{JobId, export};
-
-/// Output formats of `wasmeval results`.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Format {
-    /// DeepHyper's results.csv columns.
-    Csv,
-    /// One JSON object per job, with its log.
-    Jsonl,
-    /// One line per job: id, status, objective, configuration.
-    Table,
-}
+use crate::export::{self, Format};
 
 /// Options of `wasmeval results`.
 #[derive(Args, Debug)]
@@ -79,11 +69,6 @@ fn show(args: ResultsArgs) -> Result<(), String> {
     match (&args.output, args.format) {
         (Some(path), _) => output::write_file(&*storage, &search, path),
         (None, format) => {
-            let format = match format {
-                Format::Csv => export::Format::Csv,
-                Format::Jsonl => export::Format::Jsonl,
-                Format::Table => export::Format::Table,
-            };
             export::write_search(&*storage, &search, format, std::io::stdout().lock())
         }
     }
