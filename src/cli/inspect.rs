@@ -66,6 +66,9 @@ fn text(r: &Inspection) -> String {
         r.sha256
     );
     s += &format!("kind      {}\n", r.kind.as_deref().unwrap_or("-"));
+    if let Some(how) = &r.componentized {
+        s += &format!("component {how}\n");
+    }
     s += &format!(
         "wasi      {}\n",
         if r.wasi.is_empty() {

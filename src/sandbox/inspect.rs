@@ -38,6 +38,9 @@ pub struct Inspection {
     /// The WASI interfaces asked for (`wasi:cli/environment@0.2.6`, or
     /// `wasi_snapshot_preview1` for a core module).
     pub wasi: Vec<String>,
+    /// How a core module was turned into a component at load (see
+    /// [`crate::sandbox::componentize`]), if it was.
+    pub componentized: Option<String>,
     /// Whether it compiles under the policy.
     pub compiles: bool,
     /// Whether every import can be satisfied and the exports make a run function (known once
@@ -54,18 +57,14 @@ pub struct Inspection {
 /// Reads, lists, compiles (through the cache) and links `source` under `policy`. A file that
 /// is not WebAssembly is an error; everything else is reported in the [`Inspection`].
 pub fn inspect(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Result<Inspection> {
-    let Wasm {
-        name,
-        wasm,
-        component,
-        text,
-    } = Wasm::read(source)?;
-    let (imports, exports) = items(&wasm).map_err(|e| Error::Module {
+    let mut given = Wasm::read(source)?;
+    let (name, component) = (given.name.clone(), given.component);
+    let (imports, exports) = items(&given.wasm).map_err(|e| Error::Module {
         path: name.clone(),
         reason: format!("invalid WebAssembly: {e}"),
     })?;
     let wasi = wasi_interfaces(&imports);
-    let sha256 = cache::sha256_hex(&wasm);
+    let sha256 = cache::sha256_hex(&given.wasm);
     let mut report = Inspection {
         file: name.clone(),
         binary: if component {
@@ -74,20 +73,27 @@ pub fn inspect(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Resul
             "core module"
         }
         .into(),
-        text,
-        size: wasm.len(),
+        text: given.text,
+        size: given.wasm.len(),
         sha256: sha256.clone(),
         imports,
         exports,
         wasi,
+        componentized: None,
         compiles: false,
         runnable: None,
         kind: None,
         pool: None,
         error: None,
     };
+    if let Err(e) = given.componentize() {
+        report.error = Some(e);
+        return Ok(report);
+    }
+    report.componentized = given.componentized.as_ref().map(|c| c.how.clone());
+    let (wasm, component) = given.runnable();
     let engine = engine::engine_for(policy)?;
-    let code = match compiled(&engine, &wasm, cache, policy, component) {
+    let code = match compiled(&engine, wasm, cache, policy, component) {
         Ok(code) => code,
         Err(e) => {
             report.error = Some(e);
@@ -95,7 +101,7 @@ pub fn inspect(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Resul
         }
     };
     report.compiles = true;
-    let core_instances = crate::sandbox::admission::core_instances(&wasm, component);
+    let core_instances = crate::sandbox::admission::core_instances(wasm, component);
     match LoadedModule::from_code(name, sha256, component, core_instances, &code, policy) {
         Ok(m) => {
             report.runnable = Some(true);

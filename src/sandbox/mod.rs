@@ -5,6 +5,7 @@ pub mod admission;
 pub mod cache;
 mod clock;
 pub mod compile;
+pub mod componentize;
 pub mod control;
 pub mod engine;
 pub(crate) mod host;

@@ -13,6 +13,7 @@ use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use crate::error::{Error, Result};
 use crate::sandbox::admission::{self, Admission, Shape};
 use crate::sandbox::cache::{self, CacheDir};
+use crate::sandbox::componentize::{self, Componentized};
 use crate::sandbox::host::{Host, P2, wasmeval};
 use crate::sandbox::{Policy, clock, compile, engine};
 
@@ -136,22 +137,20 @@ impl LoadedModule {
     /// process when the module is not cached yet). Every problem is reported here, before any
     /// job starts, with the file name and the reason.
     pub fn load(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Result<LoadedModule> {
-        let Wasm {
-            name,
-            wasm,
-            component,
-            ..
-        } = Wasm::read(source)?;
+        let mut given = Wasm::read(source)?;
+        let name = given.name.clone();
+        let refuse = |reason| Error::Module {
+            path: name.clone(),
+            reason,
+        };
+        given.componentize().map_err(refuse)?;
+        let (wasm, component) = given.runnable();
         let engine = engine::engine_for(policy)?;
-        let code =
-            compiled(&engine, &wasm, cache, policy, component).map_err(|reason| Error::Module {
-                path: name.clone(),
-                reason,
-            })?;
-        let core_instances = admission::core_instances(&wasm, component);
+        let code = compiled(&engine, wasm, cache, policy, component).map_err(refuse)?;
+        let core_instances = admission::core_instances(wasm, component);
         LoadedModule::from_code(
-            name,
-            cache::sha256_hex(&wasm),
+            name.clone(),
+            cache::sha256_hex(&given.wasm),
             component,
             core_instances,
             &code,
@@ -225,10 +224,14 @@ impl LoadedModule {
 /// A run function's WebAssembly binary, read and told apart from anything else.
 pub(crate) struct Wasm {
     pub name: PathBuf,
+    /// The binary as given (the binary form of `.wat` text).
     pub wasm: Vec<u8>,
+    /// `wasm` is a component.
     pub component: bool,
     /// Given as `.wat` text.
     pub text: bool,
+    /// The component made of a core module at load, if [`Wasm::componentize`] made one.
+    pub componentized: Option<Componentized>,
 }
 
 impl Wasm {
@@ -270,7 +273,26 @@ impl Wasm {
             wasm,
             component,
             text,
+            componentized: None,
         })
+    }
+
+    /// Turns a core module that carries component type information, or exports the
+    /// canonical-ABI `run`, into a component (see [`componentize`]).
+    pub fn componentize(&mut self) -> Result<(), String> {
+        if !self.component {
+            self.componentized = componentize::componentize(&self.wasm)?;
+        }
+        Ok(())
+    }
+
+    /// The binary that runs, and whether it is a component: the component made at load, or
+    /// the binary as given.
+    pub fn runnable(&self) -> (&[u8], bool) {
+        match &self.componentized {
+            Some(c) => (&c.component, true),
+            None => (&self.wasm, self.component),
+        }
     }
 }
 
