@@ -30,7 +30,7 @@ need_pip() {
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   local missing=()
   for spec in "$@"; do
-    "$VENV/bin/pip" show -q "${spec%%==*}" 2>/dev/null | grep -qx "Version: ${spec##*==}" \
+    "$VENV/bin/pip" show "${spec%%==*}" 2>/dev/null | grep -x "Version: ${spec##*==}" >/dev/null \
       || missing+=("$spec")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

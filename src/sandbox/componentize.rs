@@ -107,7 +107,10 @@ pub fn componentize(wasm: &[u8]) -> Result<Option<Componentized>, String> {
         } else {
             (WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER, "reactor")
         };
+        // The adapter's own state comes from `memory.grow`, not the module's `cabi_realloc`:
+        // a runtime such as Go's cannot allocate before its `_initialize` has run.
         encoder = encoder
+            .realloc_via_memory_grow(true)
             .adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, adapter)
             .map_err(|e| format!("cannot load the WASI preview1 adapter: {e:#}"))?;
         how.push_str(&format!(

@@ -1,0 +1,3 @@
+module wasmeval.example/ackley
+
+go 1.24
