@@ -54,3 +54,11 @@ up_to_date() {
   [ -f "$out" ] || return 1
   [ -z "$(find "$@" -newer "$out" -type f -print -quit 2>/dev/null)" ]
 }
+
+# The WASI 0.2 WIT files of the wasmtime-wasi crate wasmeval builds with (from crates.io).
+wasmtime_wasi_wit() {
+  cargo metadata --format-version 1 --manifest-path "$GUESTS/../../Cargo.toml" \
+    | python3 -c 'import json, os, sys
+pkg = next(p for p in json.load(sys.stdin)["packages"] if p["name"] == "wasmtime-wasi")
+print(os.path.join(os.path.dirname(pkg["manifest_path"]), "src", "p2", "wit"))'
+}

@@ -9,6 +9,7 @@ mod cli;
 mod cli_run;
 mod commands;
 mod evaluator;
+mod languages;
 mod loading;
 mod process;
 mod sandbox;
