@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::ipc;
 use crate::job::Failure;
+use crate::sandbox::module::Code;
 use crate::sandbox::{JobControl, JobInput, LoadedModule, Policy, RunOutput, Signals};
 
 /// The environment variable that makes a process a worker; its value is the role.
@@ -177,6 +178,8 @@ pub(crate) struct Setup {
     pub sha256: String,
     pub component: bool,
     pub core_instances: u32,
+    /// The compiled code's file in the compile cache; `None`: the code follows as raw bytes.
+    pub code_file: Option<PathBuf>,
     pub policy: Policy,
     pub kwargs: String,
     pub deadline_in: Option<Duration>,
@@ -263,13 +266,20 @@ fn run_main() -> i32 {
         sha256,
         component,
         core_instances,
+        code_file,
         policy,
         kwargs,
         deadline_in,
     } = *setup;
-    if !matches!(ipc::read_raw(&mut input, &mut buf), Ok(true)) {
-        return 2;
-    }
+    let code = match code_file {
+        Some(path) => Code::File(path),
+        None => {
+            if !matches!(ipc::read_raw(&mut input, &mut buf), Ok(true)) {
+                return 2;
+            }
+            Code::Bytes(Arc::new(std::mem::take(&mut buf)))
+        }
+    };
     let send = |msg: &FromWorker| {
         let mut o = out.lock().unwrap();
         if ipc::write_frame(&mut *o, msg)
@@ -280,7 +290,7 @@ fn run_main() -> i32 {
         }
     };
     let module =
-        match LoadedModule::from_code(name, sha256, component, core_instances, &buf, &policy) {
+        match LoadedModule::from_code(name, sha256, component, core_instances, &code, &policy) {
             Ok(m) => m,
             Err(e) => {
                 send(&FromWorker::Failed(e.to_string()));

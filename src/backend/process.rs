@@ -20,6 +20,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 use crate::backend::{Backend, Finished, Shared, Task};
 use crate::ipc;
 use crate::job::{Failure, FailureKind, JobId, JobStatus};
+use crate::sandbox::module::Code;
 use crate::sandbox::{RunOutput, Signals};
 use crate::worker::{self, FromWorker, ToWorker};
 
@@ -280,6 +281,10 @@ fn spawn(pool: &Pool) -> Result<Worker, String> {
         sha256: m.sha256.clone(),
         component: m.component,
         core_instances: m.shape.core_instances,
+        code_file: match &m.code {
+            Code::File(path) => Some(path.clone()),
+            Code::Bytes(_) => None,
+        },
         policy: (*pool.shared.policy).clone(),
         kwargs: pool.shared.kwargs.to_string(),
         deadline_in: pool
@@ -288,7 +293,10 @@ fn spawn(pool: &Pool) -> Result<Worker, String> {
             .map(|d| d.saturating_duration_since(Instant::now())),
     }));
     let sent = ipc::write_frame(&mut stdin, &setup)
-        .and_then(|()| ipc::write_raw(&mut stdin, &m.code))
+        .and_then(|()| match &m.code {
+            Code::Bytes(bytes) => ipc::write_raw(&mut stdin, bytes),
+            Code::File(_) => Ok(()),
+        })
         .and_then(|()| stdin.flush());
     let answer = ipc::read_frame::<FromWorker>(&mut stdout, &mut Vec::new());
     match (sent, answer) {

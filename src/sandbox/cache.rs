@@ -1,9 +1,15 @@
-//! The compile cache: content-addressed `.cwasm` files in a private directory.
+//! The compile cache: content-addressed entries in a private directory.
 //!
-//! A file is named after the sha256 of the wasm binary and of the engine's compatibility hash.
-//! It holds the sha256 of the compiled code followed by the code; the checksum is verified
-//! before every deserialize, and a file that does not match is compiled again and replaced,
-//! never loaded. Files are written to a temporary name and renamed into place.
+//! An entry is named after the sha256 of the run function's binary (as given, before any
+//! componentization) and of the engine's compatibility hash. It is two files: `KEY.cwasm`, the
+//! compiled code exactly as wasmtime serialized it (so processes map it instead of reading
+//! it), and `KEY.json`, what loading needs without the binary ([`Entry`]: the code's length
+//! and CRC-32, whether it is a component, its core instance count, how it was componentized).
+//! The code's CRC-32 is checked before every load; an entry that does not match is compiled
+//! again and replaced, never loaded. Files are written to a temporary name and renamed into
+//! place, the code before its description, and never rewritten in place: processes map the
+//! code file (wasmtime maps linear-memory images from it too), and a file truncated under a
+//! mapping faults (SIGBUS) in every process that maps it.
 
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -64,12 +70,73 @@ impl Hasher for ShaHasher {
     }
 }
 
-/// The cache file name for `wasm` compiled by `engine`.
-pub fn key(engine: &Engine, wasm: &[u8]) -> String {
+/// The format of the entries; part of every key.
+const FORMAT: &[u8] = b"wasmeval cache 2";
+
+/// The entry name for a binary of sha256 `wasm_sha256` compiled by `engine`.
+pub fn key(engine: &Engine, wasm_sha256: &str) -> String {
     let mut h = ShaHasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut h);
-    h.0.update(Sha256::digest(wasm));
-    format!("{}.cwasm", hex(&h.0.finalize()))
+    h.0.update(FORMAT);
+    h.0.update(wasm_sha256.as_bytes());
+    hex(&h.0.finalize())
+}
+
+/// What an entry says about its compiled code.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    /// Length of the code in bytes.
+    pub len: u64,
+    /// CRC-32 of the code.
+    pub crc32: u32,
+    /// The code is a component.
+    pub component: bool,
+    /// Core instances one job creates (admission control).
+    pub core_instances: u32,
+    /// How a core module was componentized, if it was.
+    pub componentized: Option<String>,
+}
+
+/// The code file of entry `key` in `dir`.
+pub fn code_path(dir: &Path, key: &str) -> PathBuf {
+    dir.join(format!("{key}.cwasm"))
+}
+
+/// The entry `key` in `dir` and its code file, if both exist and the code's length and CRC-32
+/// match its description.
+pub fn lookup(dir: &Path, key: &str) -> Option<(Entry, PathBuf)> {
+    let entry: Entry =
+        serde_json::from_slice(&fs::read(dir.join(format!("{key}.json"))).ok()?).ok()?;
+    let path = code_path(dir, key);
+    let code = fs::read(&path).ok()?;
+    (code.len() as u64 == entry.len && crc32fast::hash(&code) == entry.crc32)
+        .then_some((entry, path))
+}
+
+/// Stores `code` as entry `key` in `dir` (the code, then its description) and returns the code
+/// file.
+pub fn store(
+    dir: &Path,
+    key: &str,
+    code: &[u8],
+    component: bool,
+    core_instances: u32,
+    componentized: Option<String>,
+) -> std::io::Result<PathBuf> {
+    let entry = Entry {
+        len: code.len() as u64,
+        crc32: crc32fast::hash(code),
+        component,
+        core_instances,
+        componentized,
+    };
+    let path = code_path(dir, key);
+    write(&path, code)?;
+    write(
+        &dir.join(format!("{key}.json")),
+        &serde_json::to_vec(&entry).expect("serializable"),
+    )?;
+    Ok(path)
 }
 
 /// Makes sure `dir` exists, belongs to this user and is private (0700).
@@ -97,18 +164,8 @@ pub fn prepare_dir(dir: &Path) -> bool {
     true
 }
 
-/// Reads a cache file and returns its compiled code if the checksum matches.
-pub fn read(path: &Path) -> Option<Vec<u8>> {
-    let mut bytes = fs::read(path).ok()?;
-    if bytes.len() < 32 || Sha256::digest(&bytes[32..]).as_slice() != &bytes[..32] {
-        return None;
-    }
-    bytes.drain(..32);
-    Some(bytes)
-}
-
-/// Writes compiled code atomically (temporary file, then rename).
-pub fn write(path: &Path, code: &[u8]) -> std::io::Result<()> {
+/// Writes a file atomically (temporary file, then rename).
+fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
@@ -121,8 +178,7 @@ pub fn write(path: &Path, code: &[u8]) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    f.write_all(&Sha256::digest(code))?;
-    f.write_all(code)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
     fs::rename(&tmp, path)

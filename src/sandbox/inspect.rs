@@ -86,23 +86,17 @@ pub fn inspect(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Resul
         pool: None,
         error: None,
     };
-    if let Err(e) = given.componentize() {
-        report.error = Some(e);
-        return Ok(report);
-    }
-    report.componentized = given.componentized.as_ref().map(|c| c.how.clone());
-    let (wasm, component) = given.runnable();
     let engine = engine::engine_for(policy)?;
-    let code = match compiled(&engine, wasm, cache, policy, component) {
-        Ok(code) => code,
+    let c = match compiled(&engine, &mut given, &sha256, cache, policy) {
+        Ok(c) => c,
         Err(e) => {
             report.error = Some(e);
             return Ok(report);
         }
     };
     report.compiles = true;
-    let core_instances = crate::sandbox::admission::core_instances(wasm, component);
-    match LoadedModule::from_code(name, sha256, component, core_instances, &code, policy) {
+    report.componentized = c.componentized;
+    match LoadedModule::from_code(name, sha256, c.component, c.core_instances, &c.code, policy) {
         Ok(m) => {
             report.runnable = Some(true);
             report.kind = Some(m.kind.to_string());

@@ -90,6 +90,14 @@ impl fmt::Display for ModuleKind {
     }
 }
 
+/// Compiled code: a verified file of the compile cache (mapped, not read, by every process
+/// that loads it), or bytes in memory when there is no cache.
+#[derive(Debug, Clone)]
+pub(crate) enum Code {
+    File(PathBuf),
+    Bytes(Arc<Vec<u8>>),
+}
+
 /// A module linked once, ready for a fresh instance per job.
 pub(crate) enum Prepared {
     Objective {
@@ -111,7 +119,7 @@ pub struct LoadedModule {
     pub(crate) engine: Engine,
     pub(crate) prepared: Prepared,
     /// The compiled code, for worker processes.
-    pub(crate) code: Arc<Vec<u8>>,
+    pub(crate) code: Code,
     pub(crate) component: bool,
     /// What one job takes from the engine's pool.
     pub shape: Shape,
@@ -138,22 +146,20 @@ impl LoadedModule {
     /// job starts, with the file name and the reason.
     pub fn load(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Result<LoadedModule> {
         let mut given = Wasm::read(source)?;
-        let name = given.name.clone();
-        let refuse = |reason| Error::Module {
-            path: name.clone(),
-            reason,
-        };
-        given.componentize().map_err(refuse)?;
-        let (wasm, component) = given.runnable();
+        let sha256 = cache::sha256_hex(&given.wasm);
         let engine = engine::engine_for(policy)?;
-        let code = compiled(&engine, wasm, cache, policy, component).map_err(refuse)?;
-        let core_instances = admission::core_instances(wasm, component);
+        let c = compiled(&engine, &mut given, &sha256, cache, policy).map_err(|reason| {
+            Error::Module {
+                path: given.name.clone(),
+                reason,
+            }
+        })?;
         LoadedModule::from_code(
-            name.clone(),
-            cache::sha256_hex(&given.wasm),
-            component,
-            core_instances,
-            &code,
+            given.name,
+            sha256,
+            c.component,
+            c.core_instances,
+            &c.code,
             policy,
         )
     }
@@ -164,7 +170,7 @@ impl LoadedModule {
         sha256: String,
         component: bool,
         core_instances: u32,
-        code: &[u8],
+        code: &Code,
         policy: &Policy,
     ) -> Result<LoadedModule> {
         let refuse = |reason: String| Error::Module {
@@ -180,8 +186,11 @@ impl LoadedModule {
         let prepared = if component {
             // SAFETY: `code` was compiled by this host's own compiler process, or read from the
             // private cache after its checksum matched what this host wrote.
-            let c = unsafe { Component::deserialize(&engine, code) }
-                .map_err(|e| refuse(format!("cannot load the compiled component: {e:#}")))?;
+            let c = match code {
+                Code::File(path) => unsafe { Component::deserialize_file(&engine, path) },
+                Code::Bytes(bytes) => unsafe { Component::deserialize(&engine, &bytes[..]) },
+            }
+            .map_err(|e| refuse(format!("cannot load the compiled component: {e:#}")))?;
             // A component that imports core modules has no static count: assume the most.
             let (memories, tables) = c
                 .resources_required()
@@ -192,8 +201,11 @@ impl LoadedModule {
             prepare_component(&engine, &c)
         } else {
             // SAFETY: as above.
-            let m = unsafe { Module::deserialize(&engine, code) }
-                .map_err(|e| refuse(format!("cannot load the compiled module: {e:#}")))?;
+            let m = match code {
+                Code::File(path) => unsafe { Module::deserialize_file(&engine, path) },
+                Code::Bytes(bytes) => unsafe { Module::deserialize(&engine, &bytes[..]) },
+            }
+            .map_err(|e| refuse(format!("cannot load the compiled module: {e:#}")))?;
             let r = m.resources_required();
             (shape.memories, shape.tables) = (r.num_memories, r.num_tables);
             prepare_core(&engine, &m)
@@ -213,7 +225,7 @@ impl LoadedModule {
             sha256,
             engine,
             prepared,
-            code: Arc::new(code.to_vec()),
+            code: code.clone(),
             component,
             shape,
             admission,
@@ -311,28 +323,59 @@ fn describe_start(bytes: &[u8]) -> String {
     format!("{head:02x?}")
 }
 
-/// The compiled code of `wasm`: from the cache when a verified entry exists, else compiled
-/// in a bounded child process, then stored in the cache.
+/// A run function compiled, with what loading it needs.
+pub(crate) struct Compiled {
+    pub code: Code,
+    /// The code is a component (the binary was one, or was componentized).
+    pub component: bool,
+    pub core_instances: u32,
+    /// How a core module was componentized, if it was.
+    pub componentized: Option<String>,
+}
+
+/// The compiled code of `given` (of sha256 `sha256`): from the cache when a verified entry
+/// exists (no componentizing, no compiling), else componentized if it is a core module that
+/// asks for it, compiled in a bounded child process, and stored in the cache.
 pub(crate) fn compiled(
     engine: &Engine,
-    wasm: &[u8],
+    given: &mut Wasm,
+    sha256: &str,
     dir: &CacheDir,
     policy: &Policy,
-    component: bool,
-) -> Result<Vec<u8>, String> {
-    let path = dir
-        .path()
-        .filter(|d| cache::prepare_dir(d))
-        .map(|d| d.join(cache::key(engine, wasm)));
-    if let Some(code) = path.as_deref().and_then(cache::read) {
-        return Ok(code);
+) -> Result<Compiled, String> {
+    let key = cache::key(engine, sha256);
+    let dir = dir.path().filter(|d| cache::prepare_dir(d));
+    if let Some((entry, path)) = dir.as_deref().and_then(|d| cache::lookup(d, &key)) {
+        return Ok(Compiled {
+            code: Code::File(path),
+            component: entry.component,
+            core_instances: entry.core_instances,
+            componentized: entry.componentized,
+        });
     }
-    let code = compile::compile_bounded(policy, wasm, component)?;
-    if let Some(path) = &path {
-        // A cache that cannot be written only costs a compile next time.
-        let _ = cache::write(path, &code);
-    }
-    Ok(code)
+    given.componentize()?;
+    let (wasm, component) = given.runnable();
+    let core_instances = admission::core_instances(wasm, component);
+    let componentized = given.componentized.as_ref().map(|c| c.how.clone());
+    let bytes = compile::compile_bounded(policy, wasm, component)?;
+    // A cache that cannot be written only costs a compile next time.
+    let stored = dir.and_then(|d| {
+        cache::store(
+            &d,
+            &key,
+            &bytes,
+            component,
+            core_instances,
+            componentized.clone(),
+        )
+        .ok()
+    });
+    Ok(Compiled {
+        code: stored.map_or_else(|| Code::Bytes(Arc::new(bytes)), Code::File),
+        component,
+        core_instances,
+        componentized,
+    })
 }
 
 fn prepare_core(engine: &Engine, module: &Module) -> Result<Prepared, String> {
