@@ -108,9 +108,37 @@ pub fn lookup(dir: &Path, key: &str) -> Option<(Entry, PathBuf)> {
     let entry: Entry =
         serde_json::from_slice(&fs::read(dir.join(format!("{key}.json"))).ok()?).ok()?;
     let path = code_path(dir, key);
-    let code = fs::read(&path).ok()?;
-    (code.len() as u64 == entry.len && crc32fast::hash(&code) == entry.crc32)
-        .then_some((entry, path))
+    let file = fs::File::open(&path).ok()?;
+    let len = file.metadata().ok()?.len();
+    (len == entry.len && crc32_of_file(&file, len)? == entry.crc32).then_some((entry, path))
+}
+
+/// The CRC-32 of a file of `len` bytes, read through a private read-only mapping (the code of
+/// a big guest is tens of MiB; mapping it avoids copying it into this process's heap).
+fn crc32_of_file(file: &fs::File, len: u64) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    if len == 0 {
+        return Some(crc32fast::hash(&[]));
+    }
+    let len = usize::try_from(len).ok()?;
+    // SAFETY: a fresh private read-only mapping of an open file, unmapped below; cache files
+    // are never truncated in place (see the module docs), so the bytes stay readable.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        let crc = crc32fast::hash(std::slice::from_raw_parts(p.cast::<u8>(), len));
+        libc::munmap(p, len);
+        Some(crc)
+    }
 }
 
 /// Stores `code` as entry `key` in `dir` (the code, then its description) and returns the code
