@@ -136,3 +136,26 @@ fn compilation_is_bounded_in_time_and_memory_and_the_next_load_works() {
     let ok = LoadedModule::load(&module, &Policy::default(), &CacheDir::Disabled).unwrap();
     assert_eq!(ok.kind, ModuleKind::Objective);
 }
+
+#[test]
+fn a_core_module_exporting_the_canonical_abi_run_is_componentized_and_runs() {
+    let m = wasmeval::LoadedModule::load(
+        &fixture("canonical_run.wat").into(),
+        &Default::default(),
+        &wasmeval::CacheDir::Disabled,
+    )
+    .unwrap();
+    assert_eq!(m.kind, ModuleKind::Objective);
+    let job = crate::common::run_one(builder(fixture("canonical_run.wat")), serde_json::json!({}));
+    assert_eq!(
+        job.objective,
+        Some(wasmeval::Objective::Value(42.0)),
+        "{job:?}"
+    );
+
+    let msg = refusal(fixture("canonical_run_wrong_type.wat"));
+    assert!(
+        msg.contains("canonical_run_wrong_type.wat") && msg.contains("cannot componentize"),
+        "{msg}"
+    );
+}
