@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::job::{Job, JobId};
+use crate::job::{FailureKind, Job, JobId};
 use crate::output::Objective;
 
 /// Counts and bests over the jobs added so far; memory stays bounded by the Pareto front.
@@ -16,6 +16,9 @@ pub struct Summary {
     pub jobs: u64,
     /// Jobs whose objective is not a failure.
     pub succeeded: u64,
+    /// Jobs cancelled before they finished (`F_CANCELLED`: Ctrl-C, a search timeout, `cancel`);
+    /// counted apart from the failures.
+    pub cancelled: u64,
     /// Failed jobs by kind (`timeout`, `trap`, ..., or `objective F` for a failure returned by
     /// the run function itself).
     pub failures: BTreeMap<String, u64>,
@@ -30,6 +33,14 @@ impl Summary {
     pub fn add(&mut self, job: &Job) {
         self.jobs += 1;
         if job.is_failure() {
+            if job
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.kind == FailureKind::Cancelled)
+            {
+                self.cancelled += 1;
+                return;
+            }
             let kind = job
                 .failure
                 .as_ref()
@@ -59,9 +70,9 @@ impl Summary {
         self.pareto.push((vs.to_vec(), id.clone()));
     }
 
-    /// Failed jobs.
+    /// Failed jobs (cancelled ones apart).
     pub fn failed(&self) -> u64 {
-        self.jobs - self.succeeded
+        self.jobs - self.succeeded - self.cancelled
     }
 
     /// The best objective so far, as shown on a progress line: a number, `N Pareto-optimal`
@@ -93,6 +104,9 @@ impl fmt::Display for Summary {
             self.succeeded,
             self.failed()
         )?;
+        if self.cancelled > 0 {
+            write!(f, ", {} cancelled", self.cancelled)?;
+        }
         if !self.failures.is_empty() {
             let kinds: Vec<String> = self
                 .failures
@@ -130,7 +144,7 @@ impl fmt::Display for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{Failure, FailureKind};
+    use crate::job::Failure;
 
     fn job(n: u64, objective: Objective) -> Job {
         let mut j = Job::new(JobId::new("0", n), Map::new());
@@ -148,10 +162,13 @@ mod tests {
         let mut t = job(4, Objective::Value(0.0));
         t.fail(Failure::new(FailureKind::Timeout, "slow"));
         s.add(&t);
-        assert_eq!((s.jobs, s.succeeded, s.failed()), (5, 3, 2));
+        let mut c = job(5, Objective::Value(0.0));
+        c.fail(Failure::new(FailureKind::Cancelled, "cancelled"));
+        s.add(&c);
+        assert_eq!((s.jobs, s.succeeded, s.failed(), s.cancelled), (6, 3, 2, 1));
         assert_eq!(s.best.as_ref().unwrap().1, JobId::new("0", 1));
         let text = s.to_string();
-        assert!(text.starts_with("5 jobs: 3 succeeded, 2 failed (objective F 1, timeout 1)\nbest objective 3 (job 0.1): {}"), "{text}");
+        assert!(text.starts_with("6 jobs: 3 succeeded, 2 failed, 1 cancelled (objective F 1, timeout 1)\nbest objective 3 (job 0.1): {}"), "{text}");
     }
 
     #[test]

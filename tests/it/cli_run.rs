@@ -374,7 +374,16 @@ fn search_timeout_cancels_what_runs_and_exits_0() {
             .all(|l| l.contains("\tCANCELLED\t\"F_CANCELLED\"")),
         "{table}"
     );
-    assert!(stderr(&out).contains("search timeout"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("search timeout"), "{err}");
+    // Cancelled jobs are counted apart from failures in the summary.
+    let cancelled = table.lines().count();
+    assert!(
+        err.contains(&format!(
+            "{cancelled} jobs: 0 succeeded, 0 failed, {cancelled} cancelled"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
