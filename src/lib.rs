@@ -15,7 +15,8 @@
 //! use serde_json::json;
 //! use wasmeval::{Evaluator, Gather, Method};
 //!
-//! // A component of the `objective` world (see `wit/objective.wit`), or a WASI command.
+//! // A component of the `objective` world (see `wit/objective.wit`), a core module that
+//! // wasmeval componentizes at load (see `sandbox::componentize`), or a WASI command.
 //! let mut evaluator = Evaluator::builder("ackley.wasm")
 //!     .method(Method::Thread)
 //!     .num_workers(2)
@@ -31,6 +32,9 @@
 //! evaluator.close();
 //! # Ok::<(), wasmeval::Error>(())
 //! ```
+//!
+//! Run functions in Rust, C, C++, Zig, Go, AssemblyScript, JavaScript and Python:
+//! `examples/guests/README.md` in the repository.
 //!
 //! Modules: [`sandbox`] loads and runs modules, [`evaluator`] schedules jobs on a
 //! [`backend`], [`storage`] keeps them, [`output`] normalizes results, [`export`] writes

@@ -16,7 +16,9 @@
 //! ```
 //!
 //! Build it as a `cdylib` for `wasm32-wasip2`: `cargo build --release --target wasm32-wasip2`.
-//! The result is a component of the `objective` world in `wit/objective.wit`.
+//! The result is a component of the `objective` world in `wit/objective.wit`. Built for
+//! `wasm32-wasip1` instead, it is a core module carrying its component type, which wasmeval
+//! componentizes at load. The walkthrough is in `examples/guests/README.md`.
 
 use std::fmt::Display;
 
