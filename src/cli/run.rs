@@ -47,7 +47,7 @@ pub struct RunArgs {
     /// Run-function kwargs, a JSON object.
     #[arg(long, value_parser = parse_kwargs)]
     pub kwargs: Option<Map<String, Value>>,
-    /// Grant a directory: HOST[::GUEST][:rw] (read-only unless :rw).
+    /// Grant a directory: `HOST[::GUEST][:rw]` (read-only unless `:rw`).
     #[arg(long = "dir", value_parser = parse_dir)]
     pub dirs: Vec<DirGrant>,
     /// Run a job again up to N times when its worker process dies (process method).
