@@ -22,6 +22,18 @@ const LANGUAGES: [&str; 8] = [
     "python",
 ];
 
+/// The languages whose objective run functions log `ackley in <language>, job <id>` through the
+/// `job` interface (the C++ example does not log).
+const LOGS_JOB_ID: [&str; 7] = [
+    "rust",
+    "c",
+    "zig",
+    "go",
+    "assemblyscript",
+    "javascript",
+    "python",
+];
+
 /// The error every Ackley guest returns for `{"x": []}`.
 const EMPTY_X: &str = "x must hold at least one coordinate";
 
@@ -144,6 +156,16 @@ fn every_language_computes_the_same_objectives_and_fails_the_same_way() {
                         (got - want).abs() <= 1e-9 * want.abs().max(1.0),
                         "{context}: objective {got}, expected {want}"
                     );
+                    // The `job` imports reach the host: the run function's log line names
+                    // the job, through `log` and `id`.
+                    if !command && LOGS_JOB_ID.contains(&language.as_str()) {
+                        let line = format!("job {}", job["job_id"].as_str().unwrap());
+                        let log = job["log"].as_str().unwrap_or_default();
+                        assert!(
+                            log.contains(&line),
+                            "{context}: expected {line:?} in the log"
+                        );
+                    }
                 }
                 _ => {
                     assert_eq!(job["objective"], "F_guest_error", "{context}");
