@@ -45,6 +45,15 @@ pub fn inspect(args: InspectArgs) -> i32 {
     if report.runnable == Some(true) { 0 } else { 2 }
 }
 
+/// `1 memory`, `2 memories`, `3 tables`.
+fn count(n: u32, thing: &str) -> String {
+    match (n, thing.strip_suffix('y')) {
+        (1, _) => format!("1 {thing}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ => format!("{n} {thing}s"),
+    }
+}
+
 fn text(r: &Inspection) -> String {
     let yes = |b: bool| if b { "yes" } else { "no" };
     let list = |items: &[Item]| {
@@ -84,8 +93,10 @@ fn text(r: &Inspection) -> String {
     );
     if let Some(p) = &r.pool {
         s += &format!(
-            "per job   {} core instances, {} memories, {} tables (jobs wait for room in the pool)\n",
-            p.core_instances, p.memories, p.tables
+            "per job   {}, {}, {} (jobs wait for room in the pool)\n",
+            count(p.core_instances, "core instance"),
+            count(p.memories, "memory"),
+            count(p.tables, "table")
         );
     }
     if let Some(e) = &r.error {

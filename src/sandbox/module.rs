@@ -184,8 +184,10 @@ impl LoadedModule {
             ..Shape::default()
         };
         let prepared = if component {
-            // SAFETY: `code` was compiled by this host's own compiler process, or read from the
-            // private cache after its checksum matched what this host wrote.
+            // SAFETY: `code` was compiled by this host's own compiler process, or is a file of
+            // the private cache (written by this host) whose length and CRC-32 matched its
+            // entry when the parent process looked it up; cache files are never rewritten in
+            // place.
             let c = match code {
                 Code::File(path) => unsafe { Component::deserialize_file(&engine, path) },
                 Code::Bytes(bytes) => unsafe { Component::deserialize(&engine, &bytes[..]) },
