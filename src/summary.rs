@@ -33,19 +33,13 @@ impl Summary {
     pub fn add(&mut self, job: &Job) {
         self.jobs += 1;
         if job.is_failure() {
-            if job
-                .failure
-                .as_ref()
-                .is_some_and(|f| f.kind == FailureKind::Cancelled)
-            {
-                self.cancelled += 1;
-                return;
+            match job.failure.as_ref().map(|f| f.kind) {
+                Some(FailureKind::Cancelled) => self.cancelled += 1,
+                kind => {
+                    let kind = kind.map_or("objective F".to_string(), |k| k.to_string());
+                    *self.failures.entry(kind).or_default() += 1;
+                }
             }
-            let kind = job
-                .failure
-                .as_ref()
-                .map_or("objective F".to_string(), |f| f.kind.to_string());
-            *self.failures.entry(kind).or_default() += 1;
             return;
         }
         self.succeeded += 1;

@@ -3,8 +3,9 @@
 //! An entry is named after the sha256 of the run function's binary (as given, before any
 //! componentization) and of the engine's compatibility hash. It is two files: `KEY.cwasm`, the
 //! compiled code exactly as wasmtime serialized it (so processes map it instead of reading
-//! it), and `KEY.json`, what loading needs without the binary ([`Entry`]: the code's length
-//! and CRC-32, whether it is a component, its core instance count, how it was componentized).
+//! it), and `KEY.json`: the code's length and CRC-32, and what loading needs without the
+//! binary ([`CodeInfo`]: whether it is a component, its core instance count, how it was
+//! componentized).
 //! The code's CRC-32 is checked before every load; an entry that does not match is compiled
 //! again and replaced, never loaded. Files are written to a temporary name and renamed into
 //! place, the code before its description, and never rewritten in place: processes map the
@@ -82,14 +83,10 @@ pub fn key(engine: &Engine, wasm_sha256: &str) -> String {
     hex(&h.0.finalize())
 }
 
-/// What an entry says about its compiled code.
+/// What loading compiled code needs besides the code, kept in its entry.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Entry {
-    /// Length of the code in bytes.
-    pub len: u64,
-    /// CRC-32 of the code.
-    pub crc32: u32,
-    /// The code is a component.
+pub struct CodeInfo {
+    /// The code is a component (the binary was one, or was componentized).
     pub component: bool,
     /// Core instances one job creates (admission control).
     pub core_instances: u32,
@@ -97,20 +94,31 @@ pub struct Entry {
     pub componentized: Option<String>,
 }
 
-/// The code file of entry `key` in `dir`.
-pub fn code_path(dir: &Path, key: &str) -> PathBuf {
-    dir.join(format!("{key}.cwasm"))
+/// An entry's description: the code's length and CRC-32, and what loading it needs.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Entry {
+    len: u64,
+    crc32: u32,
+    #[serde(flatten)]
+    info: CodeInfo,
 }
 
-/// The entry `key` in `dir` and its code file, if both exist and the code's length and CRC-32
-/// match its description.
-pub fn lookup(dir: &Path, key: &str) -> Option<(Entry, PathBuf)> {
-    let entry: Entry =
-        serde_json::from_slice(&fs::read(dir.join(format!("{key}.json"))).ok()?).ok()?;
-    let path = code_path(dir, key);
+/// The code file and the description file of entry `key` in `dir`.
+fn paths(dir: &Path, key: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("{key}.cwasm")),
+        dir.join(format!("{key}.json")),
+    )
+}
+
+/// The entry `key` in `dir`: what its code needs and its code file, if both files exist and
+/// the code's length and CRC-32 match its description.
+pub fn lookup(dir: &Path, key: &str) -> Option<(CodeInfo, PathBuf)> {
+    let (path, described) = paths(dir, key);
+    let entry: Entry = serde_json::from_slice(&fs::read(described).ok()?).ok()?;
     let file = fs::File::open(&path).ok()?;
     let len = file.metadata().ok()?.len();
-    (len == entry.len && crc32_of_file(&file, len)? == entry.crc32).then_some((entry, path))
+    (len == entry.len && crc32_of_file(&file, len)? == entry.crc32).then_some((entry.info, path))
 }
 
 /// The CRC-32 of a file of `len` bytes, read through a private read-only mapping (the code of
@@ -143,25 +151,16 @@ fn crc32_of_file(file: &fs::File, len: u64) -> Option<u32> {
 
 /// Stores `code` as entry `key` in `dir` (the code, then its description) and returns the code
 /// file.
-pub fn store(
-    dir: &Path,
-    key: &str,
-    code: &[u8],
-    component: bool,
-    core_instances: u32,
-    componentized: Option<String>,
-) -> std::io::Result<PathBuf> {
+pub fn store(dir: &Path, key: &str, code: &[u8], info: &CodeInfo) -> std::io::Result<PathBuf> {
     let entry = Entry {
         len: code.len() as u64,
         crc32: crc32fast::hash(code),
-        component,
-        core_instances,
-        componentized,
+        info: info.clone(),
     };
-    let path = code_path(dir, key);
+    let (path, described) = paths(dir, key);
     write(&path, code)?;
     write(
-        &dir.join(format!("{key}.json")),
+        &described,
         &serde_json::to_vec(&entry).expect("serializable"),
     )?;
     Ok(path)

@@ -38,7 +38,7 @@ pub struct Componentized {
 
 /// What a core module's sections say about componentizing it.
 #[derive(Default)]
-struct Shape {
+struct Sections {
     type_info: bool,
     run: bool,
     start: bool,
@@ -46,46 +46,47 @@ struct Shape {
     preview1: bool,
 }
 
-impl Shape {
-    fn of(wasm: &[u8]) -> Result<Shape, String> {
-        let mut shape = Shape::default();
+impl Sections {
+    fn of(wasm: &[u8]) -> Result<Sections, String> {
+        let invalid = |e: wasmparser::BinaryReaderError| format!("invalid WebAssembly: {e}");
+        let mut sections = Sections::default();
         for payload in Parser::new(0).parse_all(wasm) {
-            match payload.map_err(|e| format!("invalid WebAssembly: {e}"))? {
+            match payload.map_err(invalid)? {
                 Payload::CustomSection(s) if s.name().starts_with("component-type") => {
-                    shape.type_info = true;
+                    sections.type_info = true;
                 }
                 Payload::ImportSection(s) => {
                     for i in s.into_imports() {
-                        let i = i.map_err(|e| format!("invalid WebAssembly: {e}"))?;
-                        shape.job |= i.module == JOB_MODULE;
-                        shape.preview1 |= i.module == WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME;
+                        let i = i.map_err(invalid)?;
+                        sections.job |= i.module == JOB_MODULE;
+                        sections.preview1 |= i.module == WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME;
                     }
                 }
                 Payload::ExportSection(s) => {
                     for e in s {
-                        let e = e.map_err(|e| format!("invalid WebAssembly: {e}"))?;
-                        shape.run |= e.name == "run";
-                        shape.start |= e.name == "_start";
+                        let e = e.map_err(invalid)?;
+                        sections.run |= e.name == "run";
+                        sections.start |= e.name == "_start";
                     }
                 }
                 _ => {}
             }
         }
-        Ok(shape)
+        Ok(sections)
     }
 }
 
 /// Componentizes `wasm` (a core module) when it is one of the two kinds above; `Ok(None)` for
 /// any other core module. The error says why a module meant to be componentized is not one.
 pub fn componentize(wasm: &[u8]) -> Result<Option<Componentized>, String> {
-    let shape = Shape::of(wasm)?;
-    let (module, mut how) = if shape.type_info {
+    let sections = Sections::of(wasm)?;
+    let (module, mut how) = if sections.type_info {
         (
             wasm.to_vec(),
             "its own component type information".to_string(),
         )
-    } else if shape.run && !shape.start {
-        let world = if shape.job {
+    } else if sections.run && !sections.start {
+        let world = if sections.job {
             "objective"
         } else {
             "pure-objective"
@@ -101,8 +102,8 @@ pub fn componentize(wasm: &[u8]) -> Result<Option<Componentized>, String> {
         .validate(true)
         .module(&module)
         .map_err(|e| format!("cannot componentize this core module: {e:#}"))?;
-    if shape.preview1 {
-        let (adapter, kind) = if shape.start && !shape.run {
+    if sections.preview1 {
+        let (adapter, kind) = if sections.start && !sections.run {
             (WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER, "command")
         } else {
             (WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER, "reactor")

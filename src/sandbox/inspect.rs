@@ -57,7 +57,7 @@ pub struct Inspection {
 /// Reads, lists, compiles (through the cache) and links `source` under `policy`. A file that
 /// is not WebAssembly is an error; everything else is reported in the [`Inspection`].
 pub fn inspect(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Result<Inspection> {
-    let mut given = Wasm::read(source)?;
+    let given = Wasm::read(source)?;
     let (name, component) = (given.name.clone(), given.component);
     let (imports, exports) = items(&given.wasm).map_err(|e| Error::Module {
         path: name.clone(),
@@ -87,16 +87,23 @@ pub fn inspect(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Resul
         error: None,
     };
     let engine = engine::engine_for(policy)?;
-    let c = match compiled(&engine, &mut given, &sha256, cache, policy) {
-        Ok(c) => c,
+    let (code, info) = match compiled(&engine, &given, &sha256, cache, policy) {
+        Ok(compiled) => compiled,
         Err(e) => {
             report.error = Some(e);
             return Ok(report);
         }
     };
     report.compiles = true;
-    report.componentized = c.componentized;
-    match LoadedModule::from_code(name, sha256, c.component, c.core_instances, &c.code, policy) {
+    report.componentized = info.componentized;
+    match LoadedModule::from_code(
+        name,
+        sha256,
+        info.component,
+        info.core_instances,
+        &code,
+        policy,
+    ) {
         Ok(m) => {
             report.runnable = Some(true);
             report.kind = Some(m.kind.to_string());

@@ -12,8 +12,8 @@ use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
 use crate::error::{Error, Result};
 use crate::sandbox::admission::{self, Admission, Shape};
-use crate::sandbox::cache::{self, CacheDir};
-use crate::sandbox::componentize::{self, Componentized};
+use crate::sandbox::cache::{self, CacheDir, CodeInfo};
+use crate::sandbox::componentize;
 use crate::sandbox::host::{Host, P2, wasmeval};
 use crate::sandbox::{Policy, clock, compile, engine};
 
@@ -145,21 +145,20 @@ impl LoadedModule {
     /// process when the module is not cached yet). Every problem is reported here, before any
     /// job starts, with the file name and the reason.
     pub fn load(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Result<LoadedModule> {
-        let mut given = Wasm::read(source)?;
+        let given = Wasm::read(source)?;
         let sha256 = cache::sha256_hex(&given.wasm);
         let engine = engine::engine_for(policy)?;
-        let c = compiled(&engine, &mut given, &sha256, cache, policy).map_err(|reason| {
-            Error::Module {
+        let (code, info) =
+            compiled(&engine, &given, &sha256, cache, policy).map_err(|reason| Error::Module {
                 path: given.name.clone(),
                 reason,
-            }
-        })?;
+            })?;
         LoadedModule::from_code(
             given.name,
             sha256,
-            c.component,
-            c.core_instances,
-            &c.code,
+            info.component,
+            info.core_instances,
+            &code,
             policy,
         )
     }
@@ -244,8 +243,6 @@ pub(crate) struct Wasm {
     pub component: bool,
     /// Given as `.wat` text.
     pub text: bool,
-    /// The component made of a core module at load, if [`Wasm::componentize`] made one.
-    pub componentized: Option<Componentized>,
 }
 
 impl Wasm {
@@ -287,26 +284,7 @@ impl Wasm {
             wasm,
             component,
             text,
-            componentized: None,
         })
-    }
-
-    /// Turns a core module that carries component type information, or exports the
-    /// canonical-ABI `run`, into a component (see [`componentize`]).
-    pub fn componentize(&mut self) -> Result<(), String> {
-        if !self.component {
-            self.componentized = componentize::componentize(&self.wasm)?;
-        }
-        Ok(())
-    }
-
-    /// The binary that runs, and whether it is a component: the component made at load, or
-    /// the binary as given.
-    pub fn runnable(&self) -> (&[u8], bool) {
-        match &self.componentized {
-            Some(c) => (&c.component, true),
-            None => (&self.wasm, self.component),
-        }
     }
 }
 
@@ -325,59 +303,41 @@ fn describe_start(bytes: &[u8]) -> String {
     format!("{head:02x?}")
 }
 
-/// A run function compiled, with what loading it needs.
-pub(crate) struct Compiled {
-    pub code: Code,
-    /// The code is a component (the binary was one, or was componentized).
-    pub component: bool,
-    pub core_instances: u32,
-    /// How a core module was componentized, if it was.
-    pub componentized: Option<String>,
-}
-
 /// The compiled code of `given` (of sha256 `sha256`): from the cache when a verified entry
 /// exists (no componentizing, no compiling), else componentized if it is a core module that
 /// asks for it, compiled in a bounded child process, and stored in the cache.
 pub(crate) fn compiled(
     engine: &Engine,
-    given: &mut Wasm,
+    given: &Wasm,
     sha256: &str,
     dir: &CacheDir,
     policy: &Policy,
-) -> Result<Compiled, String> {
+) -> Result<(Code, CodeInfo), String> {
     let key = cache::key(engine, sha256);
     let dir = dir.path().filter(|d| cache::prepare_dir(d));
-    if let Some((entry, path)) = dir.as_deref().and_then(|d| cache::lookup(d, &key)) {
-        return Ok(Compiled {
-            code: Code::File(path),
-            component: entry.component,
-            core_instances: entry.core_instances,
-            componentized: entry.componentized,
-        });
+    if let Some((info, path)) = dir.as_deref().and_then(|d| cache::lookup(d, &key)) {
+        return Ok((Code::File(path), info));
     }
-    given.componentize()?;
-    let (wasm, component) = given.runnable();
-    let core_instances = admission::core_instances(wasm, component);
-    let componentized = given.componentized.as_ref().map(|c| c.how.clone());
+    let made = match given.component {
+        true => None,
+        false => componentize::componentize(&given.wasm)?,
+    };
+    let (wasm, component) = match &made {
+        Some(c) => (&c.component[..], true),
+        None => (&given.wasm[..], given.component),
+    };
+    let info = CodeInfo {
+        component,
+        core_instances: admission::core_instances(wasm, component),
+        componentized: made.as_ref().map(|c| c.how.clone()),
+    };
     let bytes = compile::compile_bounded(policy, wasm, component)?;
     // A cache that cannot be written only costs a compile next time.
-    let stored = dir.and_then(|d| {
-        cache::store(
-            &d,
-            &key,
-            &bytes,
-            component,
-            core_instances,
-            componentized.clone(),
-        )
-        .ok()
-    });
-    Ok(Compiled {
-        code: stored.map_or_else(|| Code::Bytes(Arc::new(bytes)), Code::File),
-        component,
-        core_instances,
-        componentized,
-    })
+    let code = match dir.and_then(|d| cache::store(&d, &key, &bytes, &info).ok()) {
+        Some(path) => Code::File(path),
+        None => Code::Bytes(Arc::new(bytes)),
+    };
+    Ok((code, info))
 }
 
 fn prepare_core(engine: &Engine, module: &Module) -> Result<Prepared, String> {

@@ -39,17 +39,12 @@ pub fn guest_for(name: &str, target: &str) -> PathBuf {
                 "command",
             ],
         ] {
-            let out = Command::new(&cargo)
-                .args(&args)
-                .args(["--target-dir", "target"])
-                .current_dir(guests_dir())
-                .env_remove("RUSTFLAGS")
-                .output()
-                .expect("run cargo to build the example guests");
-            assert!(
-                out.status.success(),
-                "building the example guests failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
+            build_step(
+                Command::new(&cargo)
+                    .args(&args)
+                    .args(["--target-dir", "target"])
+                    .current_dir(guests_dir()),
+                "building the example guests",
             );
         }
     });
@@ -58,6 +53,20 @@ pub fn guest_for(name: &str, target: &str) -> PathBuf {
         .join(target)
         .join("release")
         .join(format!("{name}.wasm"))
+}
+
+/// Runs a step that builds guests (without the host's `RUSTFLAGS`) and fails the test with its
+/// stderr if the step fails.
+pub fn build_step(command: &mut Command, what: &str) {
+    let out = command
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// An example guest built as a component (`wasm32-wasip2`).

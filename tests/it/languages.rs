@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::common::root;
+use crate::common::{build_step, root};
 
 const LANGUAGES: [&str; 8] = [
     "rust",
@@ -54,16 +54,11 @@ fn artifacts() -> &'static [(String, PathBuf)] {
 }
 
 fn build(languages: &[String]) -> Vec<(String, PathBuf)> {
-    let out = Command::new("bash")
-        .arg(root().join("examples/guests/build.sh"))
-        .args(languages)
-        .env_remove("RUSTFLAGS")
-        .output()
-        .expect("run examples/guests/build.sh");
-    assert!(
-        out.status.success(),
-        "building the guests failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    build_step(
+        Command::new("bash")
+            .arg(root().join("examples/guests/build.sh"))
+            .args(languages),
+        "building the guests",
     );
     let mut artifacts = Vec::new();
     for language in languages {
