@@ -3,7 +3,12 @@
 //! CSV columns, in DeepHyper's order: `p:<name>` for each configuration key (first-seen
 //! order), `objective` (or `objective_0..k-1` for k objectives), `job_id` (the integer part),
 //! `job_status`, then `m:<key>` for each metadata key not starting with `_`.
+//!
+//! Cells are made safe for line-based tools and spreadsheets (see [`Columns::write_job`]): no
+//! cell holds a raw line break (`\n` and `\r` are written as those two characters), and a text
+//! cell that a spreadsheet would run as a formula is prefixed with `'`.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
@@ -14,17 +19,43 @@ use crate::job::Job;
 use crate::output::Objective;
 use crate::storage::Storage;
 
+/// The most columns a `results.csv` may have; a search with more (a run function returning
+/// ever new metadata keys, say) is exported as JSON Lines instead.
+pub const MAX_COLUMNS: usize = 10_000;
+
 /// The columns of a `results.csv`, fixed from a set of jobs.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Columns {
-    params: Vec<String>,
+    params: Names,
     multi: Option<usize>,
-    metadata: Vec<String>,
+    metadata: Names,
+}
+
+/// Column names in first-seen order, looked up in constant time.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Names {
+    order: Vec<String>,
+    seen: HashSet<String>,
+}
+
+impl Names {
+    /// Appends the keys not seen yet, up to just past [`MAX_COLUMNS`] (enough to refuse).
+    fn extend<'a>(&mut self, keys: impl Iterator<Item = &'a String>) {
+        for key in keys {
+            if self.order.len() > MAX_COLUMNS {
+                return;
+            }
+            if !self.seen.contains(key) {
+                self.seen.insert(key.clone());
+                self.order.push(key.clone());
+            }
+        }
+    }
 }
 
 impl Columns {
     /// The columns that show every configuration key and metadata key of `jobs` (first-seen
-    /// order), with as many objective columns as the first multi-objective result has.
+    /// order), with as many objective columns as the longest multi-objective result has.
     pub fn of(jobs: &[Job]) -> Columns {
         let mut columns = Columns::default();
         jobs.iter().for_each(|j| columns.add(j));
@@ -33,15 +64,11 @@ impl Columns {
 
     /// Widens the columns to show `job` too.
     pub fn add(&mut self, job: &Job) {
-        extend(&mut self.params, job.config.keys());
-        extend(
-            &mut self.metadata,
-            job.metadata.keys().filter(|k| !k.starts_with('_')),
-        );
-        if self.multi.is_none()
-            && let Some(Objective::Multi(v)) = &job.objective
-        {
-            self.multi = Some(v.len());
+        self.params.extend(job.config.keys());
+        self.metadata
+            .extend(job.metadata.keys().filter(|k| !k.starts_with('_')));
+        if let Some(Objective::Multi(v)) = &job.objective {
+            self.multi = Some(self.multi.unwrap_or(0).max(v.len()));
         }
     }
 
@@ -49,15 +76,23 @@ impl Columns {
         self.multi.unwrap_or(1)
     }
 
-    /// Writes the header line.
+    /// Writes the header line; an error when there are more than [`MAX_COLUMNS`] columns.
     pub fn write_header(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let mut header: Vec<String> = self.params.iter().map(|p| format!("p:{p}")).collect();
+        let count = self.params.order.len() + self.objectives() + 2 + self.metadata.order.len();
+        if count > MAX_COLUMNS {
+            return Err(std::io::Error::other(format!(
+                "results.csv would have more than {MAX_COLUMNS} columns (the configurations and \
+                 the run function's metadata have that many distinct keys); export the search as \
+                 JSON Lines (.jsonl) instead"
+            )));
+        }
+        let mut header: Vec<String> = self.params.order.iter().map(|p| format!("p:{p}")).collect();
         match self.objectives() {
             1 => header.push("objective".into()),
             k => header.extend((0..k).map(|i| format!("objective_{i}"))),
         }
         header.extend(["job_id".into(), "job_status".into()]);
-        header.extend(self.metadata.iter().map(|m| format!("m:{m}")));
+        header.extend(self.metadata.order.iter().map(|m| format!("m:{m}")));
         write_row(out, header)
     }
 
@@ -65,13 +100,19 @@ impl Columns {
     pub fn write_job(&self, job: &Job, out: &mut impl Write) -> std::io::Result<()> {
         let mut row: Vec<String> = self
             .params
+            .order
             .iter()
             .map(|p| cell(job.config.get(p)))
             .collect();
         row.extend(objective_cells(job.objective.as_ref(), self.objectives()));
         row.push(job.id.number().to_string());
         row.push(job.status.name().into());
-        row.extend(self.metadata.iter().map(|m| cell(job.metadata.get(m))));
+        row.extend(
+            self.metadata
+                .order
+                .iter()
+                .map(|m| cell(job.metadata.get(m))),
+        );
         write_row(out, row)
     }
 }
@@ -165,15 +206,6 @@ pub fn write_search(
     Ok(out.flush()?)
 }
 
-/// Appends the keys not in `names` yet, in order (few columns: a linear scan is fastest).
-fn extend<'a>(names: &mut Vec<String>, keys: impl Iterator<Item = &'a String>) {
-    for key in keys {
-        if !names.contains(key) {
-            names.push(key.clone());
-        }
-    }
-}
-
 fn objective_cells(objective: Option<&Objective>, k: usize) -> Vec<String> {
     match objective {
         None => vec![String::new(); k],
@@ -204,17 +236,28 @@ fn cell(value: Option<&Value>) -> String {
 }
 
 fn write_row(out: &mut impl Write, cells: Vec<String>) -> std::io::Result<()> {
-    let line: Vec<String> = cells
-        .into_iter()
-        .map(|c| {
-            if c.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", c.replace('"', "\"\""))
-            } else {
-                c
-            }
-        })
-        .collect();
+    let line: Vec<String> = cells.into_iter().map(|c| escape(&c)).collect();
     writeln!(out, "{}", line.join(","))
+}
+
+/// One CSV cell, made safe to open: a line break becomes the two characters `\n` (or `\r`),
+/// so that no cell spans lines; a text that a spreadsheet would run as a formula (starting
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return, and not a number) gets a leading `'`;
+/// then RFC 4180 quoting.
+fn escape(cell: &str) -> String {
+    let mut c = if cell.contains(['\n', '\r']) {
+        cell.replace('\n', "\\n").replace('\r', "\\r")
+    } else {
+        cell.to_string()
+    };
+    if c.starts_with(['=', '+', '-', '@', '\t', '\r']) && c.parse::<f64>().is_err() {
+        c.insert(0, '\'');
+    }
+    if c.contains([',', '"']) {
+        format!("\"{}\"", c.replace('"', "\"\""))
+    } else {
+        c
+    }
 }
 
 #[cfg(test)]

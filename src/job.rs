@@ -100,6 +100,8 @@ pub enum FailureKind {
     Startup,
     /// The worker process running the job died (process method).
     WorkerCrashed,
+    /// The job wrote more than its quota through its read-write grants.
+    Quota,
 }
 
 impl FailureKind {
@@ -116,6 +118,7 @@ impl FailureKind {
             FailureKind::Cancelled => "F_CANCELLED",
             FailureKind::Startup => "F_startup",
             FailureKind::WorkerCrashed => "F_worker_crashed",
+            FailureKind::Quota => "F_quota",
         }
     }
 
@@ -132,6 +135,7 @@ impl FailureKind {
             FailureKind::Cancelled => "cancelled",
             FailureKind::Startup => "startup",
             FailureKind::WorkerCrashed => "worker_crashed",
+            FailureKind::Quota => "quota",
         }
     }
 }
@@ -164,6 +168,30 @@ impl Failure {
     }
 }
 
+/// The metadata keys the host writes. A run function's metadata key that is one of these, or
+/// that starts with `_` (the host's internal keys, such as the resume identity), is dropped,
+/// and the job is flagged with [`HOST_KEYS_DROPPED`].
+pub const HOST_KEYS: &[&str] = &[
+    "timestamp_submit",
+    "timestamp_start",
+    "timestamp_end",
+    "timestamp_gather",
+    "fuel_used",
+    "failure",
+    "failure_message",
+    "trap_code",
+    "truncated",
+    HOST_KEYS_DROPPED,
+];
+
+/// The metadata flag of a job whose run function returned metadata keys of the host's.
+pub const HOST_KEYS_DROPPED: &str = "host_keys_dropped";
+
+/// True for a metadata key only the host may write (see [`HOST_KEYS`]).
+pub fn is_host_key(key: &str) -> bool {
+    key.starts_with('_') || HOST_KEYS.contains(&key)
+}
+
 /// One evaluation of the run function: its configuration, status and outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
@@ -178,8 +206,9 @@ pub struct Job {
     /// Extra keys of an `{"objective": ...}` result.
     pub extra_output: Map<String, Value>,
     /// Metadata in insertion order: `timestamp_submit`, `timestamp_start`, `timestamp_end`,
-    /// the run function's own keys, `fuel_used`, `failure`, `failure_message`,
-    /// `truncated`, then `timestamp_gather`.
+    /// the run function's own keys (never one of [`HOST_KEYS`]), `fuel_used`, `failure`,
+    /// `failure_message`, `truncated`, then `timestamp_gather`; the host's internal keys
+    /// start with `_`.
     pub metadata: Map<String, Value>,
     /// The intermediate `(budget, objective)` series sent by `record`.
     pub intermediate: Vec<(f64, f64)>,
@@ -249,8 +278,16 @@ impl Job {
             .insert("timestamp_end".into(), secs(out.ended).into());
         let failure = match out.result.map(|text| parse_result(&text)) {
             Ok(Ok(normalized)) => {
+                let mut dropped = false;
                 for (k, v) in normalized.metadata {
-                    job.metadata.entry(k).or_insert(v);
+                    if is_host_key(&k) {
+                        dropped = true;
+                    } else {
+                        job.metadata.insert(k, v);
+                    }
+                }
+                if dropped {
+                    job.metadata.insert(HOST_KEYS_DROPPED.into(), true.into());
                 }
                 job.objective = Some(normalized.objective);
                 job.extra_output = normalized.extra;
@@ -303,8 +340,19 @@ impl Job {
                 .as_ref()
                 .map_or(Value::Null, Objective::to_json),
         );
-        o.insert("metadata".into(), Value::Object(self.metadata.clone()));
-        let (budget, objective): (Vec<f64>, Vec<f64>) = self.intermediate.iter().copied().unzip();
+        // The host's internal keys (`_input_pos`, ...) are not the user's.
+        let metadata = self
+            .metadata
+            .iter()
+            .filter(|(k, _)| !k.starts_with('_'))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        o.insert("metadata".into(), Value::Object(metadata));
+        let (budget, objective): (Vec<Value>, Vec<Value>) = self
+            .intermediate
+            .iter()
+            .map(|&(b, o)| (crate::float::to_json(b), crate::float::to_json(o)))
+            .unzip();
         o.insert(
             "intermediate".into(),
             serde_json::json!({"budget": budget, "objective": objective}),

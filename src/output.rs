@@ -36,12 +36,15 @@ impl Objective {
         }
     }
 
-    /// The objective as JSON (a list's NaN entries become `null`).
+    /// The objective as JSON (a list's non-finite entries as [`crate::float::to_json`] writes
+    /// them).
     pub fn to_json(&self) -> Value {
         match self {
             Objective::Value(v) => Value::from(*v),
             Objective::Failure(s) => Value::from(s.as_str()),
-            Objective::Multi(vs) => Value::Array(vs.iter().map(|v| Value::from(*v)).collect()),
+            Objective::Multi(vs) => {
+                Value::Array(vs.iter().map(|v| crate::float::to_json(*v)).collect())
+            }
         }
     }
 
@@ -125,9 +128,15 @@ fn objective_of(value: Value) -> Result<Objective, String> {
             Some(v) if v.is_finite() => Objective::Value(v),
             _ => Objective::Failure("F".into()),
         },
-        Value::String(s) => Objective::Failure(s),
+        Value::String(s) => Objective::Failure(failure_text(s)),
         Value::Array(items) if items.is_empty() => {
             return Err("an empty list is not an objective".into());
+        }
+        Value::Array(items) if items.len() > MAX_OBJECTIVES => {
+            return Err(format!(
+                "a list of {} objectives; at most {MAX_OBJECTIVES} are supported",
+                items.len()
+            ));
         }
         Value::Array(items) => {
             let mut values = Vec::with_capacity(items.len());
@@ -136,7 +145,13 @@ fn objective_of(value: Value) -> Result<Objective, String> {
                     Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
                     Value::Null => f64::NAN,
                     Value::Bool(b) => f64::from(u8::from(b)),
-                    Value::String(s) if s.starts_with('F') => return Ok(Objective::Failure(s)),
+                    Value::String(s) => match crate::float::from_name(&s) {
+                        Some(v) => v,
+                        None if s.starts_with('F') => {
+                            return Ok(Objective::Failure(failure_text(s)));
+                        }
+                        None => return Err("a multi-objective list holds a string".into()),
+                    },
                     other => return Err(format!("a multi-objective list holds {}", kind(&other))),
                 });
             }
@@ -144,6 +159,25 @@ fn objective_of(value: Value) -> Result<Objective, String> {
         }
         Value::Object(_) => return Err("the objective is an object, expected a number".into()),
     })
+}
+
+/// The most objectives a result may have (each is a column of results.csv).
+pub const MAX_OBJECTIVES: usize = 100;
+
+/// The longest failure string kept as an objective (results.csv repeats it in every objective
+/// column, as DeepHyper does); a longer one is cut and ends with `…`.
+pub const MAX_FAILURE_TEXT: usize = 1024;
+
+fn failure_text(mut s: String) -> String {
+    if s.len() > MAX_FAILURE_TEXT {
+        let mut end = MAX_FAILURE_TEXT - '…'.len_utf8();
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
 }
 
 /// Replaces the bare tokens `NaN`, `Infinity` and `-Infinity` outside strings by `null`.

@@ -1,9 +1,11 @@
 //! Resuming a search after a crash: a configuration is identified by its input position and
 //! the sha256 of its canonical JSON (hidden metadata `_input_pos`, `_input_hash`); a search
 //! records the module's sha256 and the policy it runs with, and a resume with another module
-//! or policy is refused.
+//! or policy is refused, and so is a resume of a search that another evaluator is still
+//! running (its jobs' heartbeat is younger than [`LEASE`]).
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -17,6 +19,10 @@ use crate::storage::Storage;
 pub const INPUT_POS: &str = "_input_pos";
 /// Hidden metadata key: the sha256 of the configuration's canonical JSON.
 pub const INPUT_HASH: &str = "_input_hash";
+
+/// How long after its last heartbeat an evaluator's unfinished jobs count as abandoned (the
+/// SQLite storage beats every second while jobs run).
+pub const LEASE: Duration = Duration::from_secs(10);
 
 /// The sha256 (hex) of `config` as canonical JSON (object keys sorted, at every depth).
 pub fn config_hash(config: &Map<String, Value>) -> String {
@@ -52,6 +58,14 @@ pub fn record_or_check(
     resume: bool,
 ) -> Result<()> {
     let policy = serde_json::to_value(policy).map_err(|e| Error::Option(e.to_string()))?;
+    if resume && let Some((owner, ago)) = storage.live_owner(search_id, LEASE)? {
+        let pid = owner.split('-').next().unwrap_or("?");
+        return Err(Error::Resume(format!(
+            "search {search_id} is still being run by another evaluator (process {pid}, alive \
+             {:.1} s ago); resume it after that process has stopped",
+            ago.as_secs_f64()
+        )));
+    }
     if resume {
         let stored_module = storage.load_search_value(search_id, "module_sha256")?;
         if let Some(Value::String(m)) = &stored_module

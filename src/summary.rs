@@ -24,9 +24,16 @@ pub struct Summary {
     pub failures: BTreeMap<String, u64>,
     /// The best single objective, its job and configuration.
     pub best: Option<(f64, JobId, Map<String, Value>)>,
-    /// The Pareto-optimal jobs of multi-objective results (every objective maximized).
+    /// The Pareto-optimal jobs of multi-objective results (every objective maximized), at
+    /// most [`MAX_PARETO`] of them.
     pub pareto: Vec<(Vec<f64>, JobId)>,
+    /// Pareto-optimal results left out of `pareto` because it was full.
+    pub pareto_left_out: u64,
 }
+
+/// The most Pareto-optimal jobs a summary keeps (the front of a many-objective search can hold
+/// nearly every job).
+pub const MAX_PARETO: usize = 1000;
 
 impl Summary {
     /// Counts `job`, which has finished.
@@ -61,7 +68,11 @@ impl Summary {
             return;
         }
         self.pareto.retain(|(p, _)| !dominates(vs, p));
-        self.pareto.push((vs.to_vec(), id.clone()));
+        if self.pareto.len() < MAX_PARETO {
+            self.pareto.push((vs.to_vec(), id.clone()));
+        } else {
+            self.pareto_left_out += 1;
+        }
     }
 
     /// Failed jobs (cancelled ones apart).
@@ -75,6 +86,7 @@ impl Summary {
         match (&self.best, self.pareto.len()) {
             (Some((v, ..)), _) => Some(format!("{v}")),
             (None, 0) => None,
+            (None, n) if self.pareto_left_out > 0 => Some(format!("over {n} Pareto-optimal")),
             (None, n) => Some(format!("{n} Pareto-optimal")),
         }
     }
@@ -124,9 +136,10 @@ impl fmt::Display for Summary {
                 .map(|(_, id)| id.to_string())
                 .collect();
             let more = if self.pareto.len() > 10 { ", ..." } else { "" };
+            let over = if self.pareto_left_out > 0 { "over " } else { "" };
             writeln!(
                 f,
-                "{} Pareto-optimal jobs: {}{more}",
+                "{over}{} Pareto-optimal jobs: {}{more}",
                 self.pareto.len(),
                 ids.join(", ")
             )?;
@@ -184,5 +197,17 @@ mod tests {
         let ids: Vec<u64> = s.pareto.iter().map(|(_, id)| id.number()).collect();
         assert_eq!(ids, [3, 4]);
         assert_eq!(s.best_text().unwrap(), "2 Pareto-optimal");
+    }
+
+    #[test]
+    fn the_pareto_front_is_bounded() {
+        let mut s = Summary::default();
+        for n in 0..(MAX_PARETO as u64 + 5) {
+            let x = n as f64;
+            s.add(&job(n, Objective::Multi(vec![x, -x])));
+        }
+        assert_eq!(s.pareto.len(), MAX_PARETO);
+        assert_eq!(s.pareto_left_out, 5);
+        assert_eq!(s.best_text().unwrap(), format!("over {MAX_PARETO} Pareto-optimal"));
     }
 }

@@ -200,6 +200,7 @@ pub(crate) enum FromWorker {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct WireOutput {
     result: std::result::Result<String, Failure>,
+    #[serde(with = "crate::float::series")]
     records: Vec<(f64, f64)>,
     log: String,
     truncated: bool,

@@ -7,10 +7,11 @@ pub mod threads;
 pub use process::ProcessPool;
 pub use threads::ThreadPool;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use crate::job::{Job, JobId};
+use crate::job::{Failure, FailureKind, Job, JobId};
+use crate::output::Objective;
 use crate::sandbox::{JobControl, LoadedModule, Policy, RunOutput};
 use crate::storage::Storage;
 
@@ -44,18 +45,55 @@ pub struct Shared {
     pub kwargs: Arc<str>,
     /// Where the RUNNING status and the outcomes are written.
     pub storage: Arc<dyn Storage>,
+    /// The search the jobs belong to.
+    pub search_id: Arc<str>,
+    /// How many objectives the search's results have: fixed by its first result (and kept
+    /// with the search, under [`OBJECTIVES`]).
+    pub objectives: Arc<OnceLock<usize>>,
 }
+
+/// The search value holding the number of objectives of a search's results.
+pub const OBJECTIVES: &str = "objectives";
 
 impl Shared {
     /// Stores a job's outcome as soon as it ends (so it is committed within the storage's
     /// commit window, whenever the evaluator gathers it) and makes the report for the
     /// evaluator.
     pub fn complete(&self, id: JobId, output: RunOutput) -> Finished {
-        let outcome = Job::outcome(id.clone(), output, self.created);
+        let mut outcome = Job::outcome(id.clone(), output, self.created);
+        self.check_objectives(&mut outcome);
         // A storage failure here loses no result: the evaluator still gets the outcome, and
         // its own writes at gather report the failure.
         let _ = self.storage.store_job_done(&outcome);
         Finished { id, outcome }
+    }
+}
+
+impl Shared {
+    /// Fails a result whose number of objectives is not the search's (a results.csv has one
+    /// set of objective columns); the first result fixes it.
+    fn check_objectives(&self, outcome: &mut Job) {
+        let found = match &outcome.objective {
+            Some(Objective::Value(_)) => 1,
+            Some(Objective::Multi(v)) => v.len(),
+            _ => return,
+        };
+        let fixed = *self.objectives.get_or_init(|| {
+            // Losing this value only loses the check for evaluators that join later.
+            let _ = self
+                .storage
+                .store_search_value(&self.search_id, OBJECTIVES, found.into());
+            found
+        });
+        if found != fixed {
+            outcome.fail(Failure::new(
+                FailureKind::BadOutput,
+                format!(
+                    "the result has {found} objectives, and this search's results have {fixed} \
+                     (fixed by its first result)"
+                ),
+            ));
+        }
     }
 }
 

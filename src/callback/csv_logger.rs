@@ -52,7 +52,13 @@ impl CsvLogger {
                 return Ok(());
             }
             let columns = Columns::of(pending);
-            let mut out = BufWriter::new(File::create(&self.path)?);
+            // A fresh file (O_EXCL), never one planted at the path: a link there is removed.
+            let _ = std::fs::remove_file(&self.path);
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&self.path)?;
+            let mut out = BufWriter::new(file);
             columns.write_header(&mut out)?;
             self.open = Some((columns, out));
         }
@@ -66,9 +72,7 @@ impl CsvLogger {
 
     fn rewrite(&mut self) -> std::io::Result<()> {
         self.open = None;
-        let tmp = self.path.with_extension("csv.tmp");
-        export::write_csv(&self.jobs, BufWriter::new(File::create(&tmp)?))?;
-        std::fs::rename(&tmp, &self.path)
+        crate::safe_write::replace(&self.path, 0o666, |out| export::write_csv(&self.jobs, out))
     }
 
     fn keep(&mut self, result: std::io::Result<()>) {

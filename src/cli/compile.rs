@@ -39,7 +39,7 @@ pub fn compile(args: CompileArgs) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::cli::error(&e);
             2
         }
     }

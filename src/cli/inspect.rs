@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::cli::printable;
 use crate::sandbox::inspect::{Inspection, Item, inspect as inspect_module};
 use crate::{CacheDir, Policy, RunFunction};
 
@@ -30,7 +31,7 @@ pub fn inspect(args: InspectArgs) -> i32 {
     ) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::cli::error(&e);
             return 2;
         }
     };
@@ -62,7 +63,7 @@ fn text(r: &Inspection) -> String {
         }
         items
             .iter()
-            .map(|i| format!("\n  {} ({})", i.name, i.kind))
+            .map(|i| format!("\n  {} ({})", printable(&i.name), printable(&i.kind)))
             .collect::<String>()
             + "\n"
     };
@@ -83,7 +84,7 @@ fn text(r: &Inspection) -> String {
         if r.wasi.is_empty() {
             "none".to_string()
         } else {
-            r.wasi.join(", ")
+            printable(&r.wasi.join(", "))
         }
     );
     s += &format!("compiles  {}\n", yes(r.compiles));
@@ -100,7 +101,7 @@ fn text(r: &Inspection) -> String {
         );
     }
     if let Some(e) = &r.error {
-        s += &format!("error     {e}\n");
+        s += &format!("error     {}\n", printable(e));
     }
     s += &format!("imports{}", list(&r.imports));
     s += &format!("exports{}", list(&r.exports));

@@ -36,6 +36,30 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
 }
 
+/// Prints `error: MESSAGE` on standard error, control characters escaped: a message can quote
+/// a module's import and export names, which the module's author chose.
+pub fn error(message: impl std::fmt::Display) {
+    eprintln!("error: {}", printable(&message.to_string()));
+}
+
+/// `text` with every control character (escape sequences, line breaks) written as a Rust
+/// escape (`\u{1b}`, `\n`), so that nothing from a guest can move the cursor, recolour the
+/// terminal or forge a line.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Parses the command line and runs it; returns the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {

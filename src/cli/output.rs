@@ -10,7 +10,9 @@ use crate::export::{self, Format};
 pub fn write_file(storage: &dyn Storage, search: &str, path: &Path) -> crate::Result<()> {
     let named =
         |e: &dyn std::fmt::Display| crate::Error::Option(format!("{}: {e}", path.display()));
-    let file = std::fs::File::create(path).map_err(|e| named(&e))?;
-    let out = std::io::BufWriter::new(file);
-    export::write_search(storage, search, Format::of_path(path), out).map_err(|e| named(&e))
+    crate::safe_write::replace(path, 0o666, |out| {
+        export::write_search(storage, search, Format::of_path(path), out)
+            .map_err(std::io::Error::other)
+    })
+    .map_err(|e| named(&e))
 }

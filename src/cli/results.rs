@@ -33,7 +33,7 @@ pub fn results(args: ResultsArgs) -> i32 {
     match show(args) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::cli::error(&e);
             2
         }
     }

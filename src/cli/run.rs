@@ -38,8 +38,8 @@ pub struct RunArgs {
     /// Wall-clock limit of the whole run; jobs cut off end CANCELLED.
     #[arg(long, value_parser = units::duration)]
     pub search_timeout: Option<Duration>,
-    /// Memory cap of each job, like 64MiB (default 512MiB).
-    #[arg(long, value_parser = units::size)]
+    /// Memory cap of each job, like 64MiB (default 512MiB, at most 4GiB).
+    #[arg(long, value_parser = units::memory)]
     pub memory: Option<usize>,
     /// Fuel budget of each job (wasm instructions).
     #[arg(long)]
@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// Grant a directory: `HOST[::GUEST][:rw]` (read-only unless `:rw`).
     #[arg(long = "dir", value_parser = parse_dir)]
     pub dirs: Vec<DirGrant>,
+    /// Bytes each job may write through its read-write grants, like 64MiB (the default);
+    /// past it the job ends `F_quota`.
+    #[arg(long, value_parser = units::size)]
+    pub dir_quota: Option<usize>,
     /// Run a job again up to N times when its worker process dies (process method).
     #[arg(long, default_value_t = 0)]
     pub retries: u32,
@@ -128,23 +132,27 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 
 /// Runs `wasmeval run`; returns the exit code.
 pub fn run(args: RunArgs) -> i32 {
-    let stop = interrupt::install();
     let total = if args.input.as_os_str() == "-" {
         None
     } else {
         match input::validate(&args.input) {
             Ok(n) => Some(n),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::cli::error(&e);
                 return 2;
             }
         }
     };
-    // Fail now, not after the run, when the results cannot be written.
+    // Fail now, not after the run, when the results cannot be written (the file the user
+    // may already have there is left alone until the run ends).
     if let Some(path) = &args.output
-        && let Err(e) = std::fs::File::create(path)
+        && let Err(e) = crate::safe_write::check_writable(path)
     {
-        eprintln!("error: --output {}: {e}", path.display());
+        crate::cli::error(format_args!("--output {}: {e}", path.display()));
+        return 2;
+    }
+    if let Some(message) = inside_writable_grant(&args) {
+        crate::cli::error(&message);
         return 2;
     }
     if args.resume && args.storage == "memory" {
@@ -154,14 +162,14 @@ pub fn run(args: RunArgs) -> i32 {
     let storage = match crate::storage::open(&args.storage) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: --storage: {e}");
+            crate::cli::error(format_args!("--storage: {e}"));
             return 2;
         }
     };
     let mut evaluator = match builder(&args, storage).build() {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::cli::error(&e);
             return match e {
                 Error::Resume(_)
                 | Error::UnknownSearch(_)
@@ -172,14 +180,38 @@ pub fn run(args: RunArgs) -> i32 {
             };
         }
     };
+    // Only now: until the jobs start, a signal ends the command at once (loading a module can
+    // take a while, and has nothing to stop cleanly).
+    let stop = interrupt::install();
     evaluator.set_timeout(args.search_timeout);
     match evaluate(&args, &mut evaluator, total, stop) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::cli::error(&e);
             1
         }
     }
+}
+
+/// Why the output or storage file cannot be written where asked: inside a read-write grant,
+/// where a run function could replace it (by a link to a file of the user's, say).
+fn inside_writable_grant(args: &RunArgs) -> Option<String> {
+    let storage = (args.storage != "memory")
+        .then(|| std::path::Path::new(args.storage.strip_prefix("sqlite:").unwrap_or(&args.storage)));
+    let files = [("--output", args.output.as_deref()), ("--storage", storage)];
+    for grant in args.dirs.iter().filter(|d| d.writable) {
+        for (flag, path) in files {
+            if let Some(path) = path.filter(|p| grant.holds(p)) {
+                return Some(format!(
+                    "{flag} {} is inside the read-write grant --dir {}:rw, where the run function \
+                     could replace it; write it outside the granted directory",
+                    path.display(),
+                    grant.host.display()
+                ));
+            }
+        }
+    }
+    None
 }
 
 fn builder(args: &RunArgs, storage: std::sync::Arc<dyn crate::Storage>) -> EvaluatorBuilder {
@@ -204,6 +236,9 @@ fn builder(args: &RunArgs, storage: std::sync::Arc<dyn crate::Storage>) -> Evalu
     }
     if let Some(f) = args.fuel {
         b = b.fuel(f);
+    }
+    if let Some(q) = args.dir_quota {
+        b = b.write_quota(q as u64);
     }
     for d in &args.dirs {
         b = b.dir(d.clone());
@@ -291,7 +326,7 @@ fn evaluate(
             interrupt::exit_code()
         }
         batch::End::Input { error, .. } => {
-            eprintln!("error: {error}{}", hint());
+            crate::cli::error(format_args!("{error}{}", hint()));
             2
         }
     })

@@ -54,6 +54,17 @@ pub fn size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("invalid size `{text}`"))
 }
 
+/// Parses a job's memory cap: a size of at most 4 GiB (a wasm32 memory holds no more).
+pub fn memory(text: &str) -> Result<usize, String> {
+    let bytes = size(text)?;
+    if bytes > crate::evaluator::MAX_MEMORY {
+        return Err(format!(
+            "`{text}` is more than 4GiB, the most a wasm32 memory (and the instance pool) can hold"
+        ));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +81,7 @@ mod tests {
         assert_eq!(size("4096").unwrap(), 4096);
         assert!(size("lots").is_err());
         assert!(size("0").is_err());
+        assert_eq!(memory("4GiB").unwrap(), 4 << 30);
+        assert!(memory("5GiB").unwrap_err().contains("more than 4GiB"));
     }
 }

@@ -148,12 +148,21 @@ impl Evaluator {
         };
         let (done_tx, done) = crossbeam_channel::unbounded();
         let now = Instant::now();
+        let objectives = std::sync::OnceLock::new();
+        if let Some(n) = storage
+            .load_search_value(&search_id, crate::backend::OBJECTIVES)?
+            .and_then(|v| v.as_u64())
+        {
+            let _ = objectives.set(n as usize);
+        }
         let shared = Shared {
             created: now,
             module: module.clone(),
             policy: Arc::new(policy),
             kwargs: Value::Object(run_function_kwargs).to_string().into(),
             storage: storage.clone(),
+            search_id: search_id.as_str().into(),
+            objectives: Arc::new(objectives),
         };
         let mut evaluator = Evaluator {
             method,
@@ -523,6 +532,9 @@ impl Drop for Evaluator {
     }
 }
 
+/// The largest memory limit: a wasm32 linear memory holds at most 4 GiB.
+pub const MAX_MEMORY: usize = 4 << 30;
+
 fn check_policy(policy: &Policy) -> Result<()> {
     for dir in &policy.dirs {
         if !dir.host.is_dir() {
@@ -536,6 +548,13 @@ fn check_policy(policy: &Policy) -> Result<()> {
         return Err(Error::Option(
             "the memory limit must be more than 0 bytes".into(),
         ));
+    }
+    if policy.memory > MAX_MEMORY {
+        return Err(Error::Option(format!(
+            "the memory limit of {} bytes is more than 4 GiB, the most a wasm32 memory (and the \
+             instance pool) can hold",
+            policy.memory
+        )));
     }
     Ok(())
 }

@@ -131,6 +131,11 @@ impl EvaluatorBuilder {
         self.options.policy.fuel = Some(fuel);
         self
     }
+    /// Bytes each job may write through its read-write grants (default 64 MiB).
+    pub fn write_quota(mut self, bytes: u64) -> Self {
+        self.options.policy.write_quota = bytes;
+        self
+    }
     /// Grants a directory.
     pub fn dir(mut self, grant: DirGrant) -> Self {
         self.options.policy.dirs.push(grant);

@@ -162,10 +162,24 @@ pub fn parse_configs(file: &str, text: &str) -> Result<Vec<Map<String, Value>>, 
         .collect()
 }
 
-/// Reads the whole file once, checking every configuration; returns how many there are.
+/// Reads the whole file once, checking every configuration; returns how many there are. It
+/// fails exactly where reading the file with [`Configs`] would (same line, same message).
 pub fn validate(path: &Path) -> Result<u64, InputError> {
+    count(Configs::open_for(path, true)?)
+}
+
+/// [`validate`] for a reader (what [`Configs::from_reader`] would read).
+pub fn validate_reader(
+    name: &str,
+    reader: impl BufRead + Send + 'static,
+    csv: bool,
+) -> Result<u64, InputError> {
+    count(Configs::build(name, reader, csv, true)?)
+}
+
+fn count(configs: Configs) -> Result<u64, InputError> {
     let mut n = 0;
-    for item in Configs::open_for(path, true)? {
+    for item in configs {
         item?;
         n += 1;
     }

@@ -9,7 +9,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::component::{Resource, ResourceTable, WasmList};
 use wasmtime::{Caller, StoreContextMut};
 use wasmtime_wasi::clocks::HostMonotonicClock;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -146,6 +146,25 @@ pub fn add_p2(linker: &mut wasmtime::component::Linker<Host<P2>>) -> wasmtime::R
             )?,))
         },
     )?;
+    // `poll` takes the list lazily, so that its length is checked before the host builds a
+    // pollable per entry (a guest list of a few bytes an entry would cost the host far more).
+    let mut poll = linker.instance("wasi:io/poll@0.2.12")?;
+    poll.func_wrap(
+        "poll",
+        |mut store: StoreContextMut<'_, Host<P2>>, (list,): (WasmList<Resource<DynPollable>>,)| {
+            if list.len() > MAX_SUBSCRIPTIONS {
+                return Err(wasmtime::Error::msg(format!(
+                    "poll of {} pollables; at most {MAX_SUBSCRIPTIONS} are allowed",
+                    list.len()
+                )));
+            }
+            let pollables = list
+                .iter(&mut store)?
+                .collect::<wasmtime::Result<Vec<_>>>()?;
+            let table = &mut store.data_mut().wasi.table;
+            Ok((wasmtime_wasi::p2::bindings::sync::io::poll::Host::poll(table, pollables)?,))
+        },
+    )?;
     linker.allow_shadowing(false);
     Ok(())
 }
@@ -158,6 +177,9 @@ const EVENTTYPE_CLOCK: u8 = 0;
 const CLOCK_REALTIME: u32 = 0;
 const SUBCLOCKFLAGS_ABSTIME: u16 = 1;
 const SUBSCRIPTION_SIZE: usize = 48;
+/// The most subscriptions one preview1 `poll_oneoff` takes (more is `EINVAL`), and the most
+/// pollables one preview2 `poll` takes (more ends the job as a trap).
+pub const MAX_SUBSCRIPTIONS: usize = 4096;
 const EVENT_SIZE: usize = 32;
 
 /// Replaces preview1 `poll_oneoff` in `linker` by a clamped one. Clock subscriptions sleep
@@ -194,7 +216,9 @@ fn poll_oneoff(
     n: usize,
     out: usize,
 ) -> i32 {
-    if n == 0 {
+    // The host copies and parses the subscriptions: their number is bounded, so that a guest
+    // cannot make the host allocate many times its own memory.
+    if n == 0 || n > MAX_SUBSCRIPTIONS {
         return ERRNO_INVAL;
     }
     let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {

@@ -1,6 +1,7 @@
-//! Bounded compilation: an untrusted module is compiled in a child process under a time
-//! limit and an address-space limit (`RLIMIT_AS`), so a module that is too slow or too big
-//! to compile is refused with a clear error and the evaluator lives on.
+//! Bounded compilation: an untrusted module is componentized (when it is a core module that
+//! asks for it) and compiled in a child process under a time limit and an address-space
+//! limit (`RLIMIT_AS`), so a module that is too slow or too big to componentize or compile is
+//! refused with a clear error, and the evaluator lives on (and still hears its signals).
 
 use std::io::{BufReader, BufWriter, Write};
 use std::process::{Command, Stdio};
@@ -8,7 +9,8 @@ use std::process::{Command, Stdio};
 use serde::{Deserialize, Serialize};
 
 use crate::ipc;
-use crate::sandbox::{Policy, engine};
+use crate::sandbox::cache::CodeInfo;
+use crate::sandbox::{Policy, admission, componentize, engine};
 use crate::worker;
 
 /// What the compiling child is asked.
@@ -18,8 +20,13 @@ pub(crate) struct Request {
     pub component: bool,
 }
 
-/// Compiles `wasm` in a child process under `policy`'s compile limits; returns the code.
-pub fn compile_bounded(policy: &Policy, wasm: &[u8], component: bool) -> Result<Vec<u8>, String> {
+/// Componentizes (see [`componentize`]) and compiles `wasm` in a child process under
+/// `policy`'s compile limits; returns the code and what loading it needs.
+pub fn compile_bounded(
+    policy: &Policy,
+    wasm: &[u8],
+    component: bool,
+) -> Result<(Vec<u8>, CodeInfo), String> {
     let binary = worker::binary().map_err(|e| e.to_string())?;
     let mut child = Command::new(&binary)
         .env(worker::ENV, worker::COMPILE)
@@ -40,12 +47,13 @@ pub fn compile_bounded(policy: &Policy, wasm: &[u8], component: bool) -> Result<
     std::thread::spawn(move || {
         let mut out = BufReader::new(stdout);
         let mut buf = Vec::new();
-        let answer: Option<Result<(), String>> = ipc::read_frame(&mut out, &mut buf).ok().flatten();
+        let answer: Option<Result<CodeInfo, String>> =
+            ipc::read_frame(&mut out, &mut buf).ok().flatten();
         let code = match answer {
-            Some(Ok(())) => ipc::read_raw(&mut out, &mut buf)
+            Some(Ok(info)) => ipc::read_raw(&mut out, &mut buf)
                 .ok()
                 .filter(|got| *got)
-                .map(|_| Ok(buf)),
+                .map(|_| Ok((buf, info))),
             Some(Err(e)) => Some(Err(e)),
             None => None,
         };
@@ -110,23 +118,39 @@ pub(crate) fn child_main() -> i32 {
         return 2;
     }
     worker::limit_address_space(request.policy.compile_memory);
-    let result = engine::compile_engine(&request.policy)
-        .map_err(|e| e.to_string())
-        .and_then(|engine| {
-            if request.component {
-                engine.precompile_component(&buf)
-            } else {
-                engine.precompile_module(&buf)
-            }
-            .map_err(|e| format!("invalid WebAssembly: {e:#}"))
-        });
-    let sent = match &result {
-        Ok(code) => ipc::write_frame(&mut out, &Ok::<(), String>(()))
-            .and_then(|()| ipc::write_raw(&mut out, code)),
-        Err(e) => ipc::write_frame(&mut out, &Err::<(), String>(e.clone())),
+    let sent = match componentize_and_compile(&request, &buf) {
+        Ok((code, info)) => ipc::write_frame(&mut out, &Ok::<CodeInfo, String>(info))
+            .and_then(|()| ipc::write_raw(&mut out, &code)),
+        Err(e) => ipc::write_frame(&mut out, &Err::<CodeInfo, String>(e)),
     };
     if sent.and_then(|()| out.flush()).is_err() {
         return 1;
     }
     0
+}
+
+/// What the compiling child does with `wasm`: componentize a core module that asks for it,
+/// count what one instance takes from the pool, compile.
+fn componentize_and_compile(request: &Request, wasm: &[u8]) -> Result<(Vec<u8>, CodeInfo), String> {
+    let made = match request.component {
+        true => None,
+        false => componentize::componentize(wasm, !request.policy.dirs.is_empty())?,
+    };
+    let (wasm, component) = match &made {
+        Some(c) => (&c.component[..], true),
+        None => (wasm, request.component),
+    };
+    let info = CodeInfo {
+        component,
+        core_instances: admission::core_instances(wasm, component),
+        componentized: made.as_ref().map(|c| c.how.clone()),
+    };
+    let engine = engine::compile_engine(&request.policy).map_err(|e| e.to_string())?;
+    let code = if component {
+        engine.precompile_component(wasm)
+    } else {
+        engine.precompile_module(wasm)
+    }
+    .map_err(|e| format!("invalid WebAssembly: {e:#}"))?;
+    Ok((code, info))
 }

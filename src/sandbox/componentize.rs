@@ -78,7 +78,11 @@ impl Sections {
 
 /// Componentizes `wasm` (a core module) when it is one of the two kinds above; `Ok(None)` for
 /// any other core module. The error says why a module meant to be componentized is not one.
-pub fn componentize(wasm: &[u8]) -> Result<Option<Componentized>, String> {
+///
+/// With `commands`, a third kind is componentized too: a WASI preview1 command (`_start`, no
+/// `run`), through the command adapter. wasmeval does so when the job is granted directories,
+/// so that its file access goes through the host's checks on grants (see `grants`).
+pub fn componentize(wasm: &[u8], commands: bool) -> Result<Option<Componentized>, String> {
     let sections = Sections::of(wasm)?;
     let (module, mut how) = if sections.type_info {
         (
@@ -94,6 +98,11 @@ pub fn componentize(wasm: &[u8]) -> Result<Option<Componentized>, String> {
         (
             embed_world(wasm, world)?,
             format!("wasmeval's `{world}` world (it exports the canonical-ABI `run`)"),
+        )
+    } else if commands && sections.start && sections.preview1 {
+        (
+            wasm.to_vec(),
+            "its WASI preview1 command (it is granted directories)".to_string(),
         )
     } else {
         return Ok(None);
@@ -160,7 +169,7 @@ mod tests {
                 (func (export "run") (param i32 i32) (result i32) (i32.const 0)))"#,
         )
         .unwrap();
-        let c = componentize(&wasm).unwrap().expect("componentized");
+        let c = componentize(&wasm, false).unwrap().expect("componentized");
         assert!(wasmparser::Parser::is_component(&c.component));
         assert!(c.how.contains("`pure-objective`"), "{}", c.how);
         assert!(!c.how.contains("adapter"), "{}", c.how);
@@ -169,16 +178,16 @@ mod tests {
     #[test]
     fn commands_and_other_modules_are_left_alone() {
         let command = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
-        assert!(componentize(&command).unwrap().is_none());
+        assert!(componentize(&command, false).unwrap().is_none());
         let nothing = wat::parse_str(r#"(module (func (export "go")))"#).unwrap();
-        assert!(componentize(&nothing).unwrap().is_none());
+        assert!(componentize(&nothing, false).unwrap().is_none());
     }
 
     #[test]
     fn a_run_of_the_wrong_type_is_refused_with_the_reason() {
         let wasm = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "run")))"#)
             .unwrap();
-        let err = componentize(&wasm).unwrap_err();
+        let err = componentize(&wasm, false).unwrap_err();
         assert!(err.contains("cannot componentize"), "{err}");
     }
 }

@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::job::FailureKind;
 use crate::sandbox::clock::Clamp;
 use crate::sandbox::control::JobControl;
+use crate::sandbox::grants::WriteBudget;
 
 #[allow(missing_docs)]
 mod bindings {
@@ -243,6 +244,8 @@ pub struct JobState {
     pub log: CappedBuf,
     /// Set when the host stopped the job (deadline, cancel, close).
     pub stopped_by: Option<FailureKind>,
+    /// What the job may still write through its grants.
+    pub write_budget: Arc<WriteBudget>,
 }
 
 impl JobState {

@@ -8,6 +8,7 @@ pub mod compile;
 pub mod componentize;
 pub mod control;
 pub mod engine;
+mod grants;
 pub(crate) mod host;
 pub mod inspect;
 pub mod module;

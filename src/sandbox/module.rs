@@ -11,11 +11,10 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
 use crate::error::{Error, Result};
-use crate::sandbox::admission::{self, Admission, Shape};
+use crate::sandbox::admission::{Admission, Shape};
 use crate::sandbox::cache::{self, CacheDir, CodeInfo};
-use crate::sandbox::componentize;
 use crate::sandbox::host::{Host, P2, wasmeval};
-use crate::sandbox::{Policy, clock, compile, engine};
+use crate::sandbox::{Policy, clock, compile, engine, grants};
 
 /// Where a run function comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,7 +304,7 @@ fn describe_start(bytes: &[u8]) -> String {
 
 /// The compiled code of `given` (of sha256 `sha256`): from the cache when a verified entry
 /// exists (no componentizing, no compiling), else componentized if it is a core module that
-/// asks for it, compiled in a bounded child process, and stored in the cache.
+/// asks for it and compiled, both in a bounded child process, and stored in the cache.
 pub(crate) fn compiled(
     engine: &Engine,
     given: &Wasm,
@@ -313,25 +312,17 @@ pub(crate) fn compiled(
     dir: &CacheDir,
     policy: &Policy,
 ) -> Result<(Code, CodeInfo), String> {
-    let key = cache::key(engine, sha256);
+    // Commands granted directories are componentized (see `grants`): another entry.
+    let variant = match policy.dirs.is_empty() {
+        true => sha256.to_string(),
+        false => format!("{sha256}+granted"),
+    };
+    let key = cache::key(engine, &variant);
     let dir = dir.path().filter(|d| cache::prepare_dir(d));
     if let Some((info, path)) = dir.as_deref().and_then(|d| cache::lookup(d, &key)) {
         return Ok((Code::File(path), info));
     }
-    let made = match given.component {
-        true => None,
-        false => componentize::componentize(&given.wasm)?,
-    };
-    let (wasm, component) = match &made {
-        Some(c) => (&c.component[..], true),
-        None => (&given.wasm[..], given.component),
-    };
-    let info = CodeInfo {
-        component,
-        core_instances: admission::core_instances(wasm, component),
-        componentized: made.as_ref().map(|c| c.how.clone()),
-    };
-    let bytes = compile::compile_bounded(policy, wasm, component)?;
+    let (bytes, info) = compile::compile_bounded(policy, &given.wasm, given.component)?;
     // A cache that cannot be written only costs a compile next time.
     let code = match dir.and_then(|d| cache::store(&d, &key, &bytes, &info).ok()) {
         Some(path) => Code::File(path),
@@ -375,6 +366,7 @@ fn prepare_component(engine: &Engine, component: &Component) -> Result<Prepared,
     wasmeval::objective::job::add_to_linker::<_, HasSelf<Host<P2>>>(&mut linker, |h| h)
         .map_err(|e| e.to_string())?;
     clock::add_p2(&mut linker).map_err(|e| e.to_string())?;
+    grants::add_p2(&mut linker).map_err(|e| e.to_string())?;
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| import_error(&e))?;

@@ -1,6 +1,6 @@
 //! The sandbox policy: what a job may use, and for how long.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,23 @@ impl DirGrant {
             guest: guest.into(),
             writable: false,
         }
+    }
+
+    /// True when the file `path` (which need not exist) lies inside this grant's host
+    /// directory, symbolic links resolved: a guest could replace it when the grant is
+    /// writable.
+    pub fn holds(&self, path: &Path) -> bool {
+        let Ok(root) = self.host.canonicalize() else {
+            return false;
+        };
+        let resolved = path.canonicalize().ok().or_else(|| {
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            Some(parent.canonicalize().ok()?.join(path.file_name()?))
+        });
+        resolved.is_some_and(|p| p.starts_with(&root))
     }
 
     /// A read-write grant of `host`, seen by the guest at `guest`.
@@ -67,6 +84,9 @@ pub struct Policy {
     pub dirs: Vec<DirGrant>,
     /// Environment variables granted to the guest.
     pub env: Vec<(String, String)>,
+    /// Bytes one job may write through its read-write grants (default 64 MiB); past it, the
+    /// job ends `F_quota`. Counted by the host on every write, wherever in the files.
+    pub write_quota: u64,
     /// Time limit for compiling the module (default 60 s); a slower module is refused.
     pub compile_timeout: Duration,
     /// Address-space limit of the compiling process, in bytes (default 4 GiB); a module that
@@ -89,6 +109,7 @@ impl Default for Policy {
             max_records: 10_000,
             dirs: Vec::new(),
             env: Vec::new(),
+            write_quota: 64 << 20,
             compile_timeout: Duration::from_secs(60),
             compile_memory: 4 << 30,
         }

@@ -12,6 +12,7 @@ use crate::job::{Failure, FailureKind};
 use crate::sandbox::Policy;
 use crate::sandbox::clock::Monotonic;
 use crate::sandbox::control::JobControl;
+use crate::sandbox::grants::WriteBudget;
 use crate::sandbox::host::{CappedBuf, Host, JobState, Limiter, P2};
 use crate::sandbox::module::{LoadedModule, Prepared};
 
@@ -108,6 +109,7 @@ impl LoadedModule {
             records_overflow: false,
             log: CappedBuf::new(policy.log_cap),
             stopped_by: None,
+            write_budget: WriteBudget::new(policy.write_quota),
         };
         let stdout = CappedBuf::new(policy.stdout_cap);
         let stderr = CappedBuf::new(policy.stderr_cap);
@@ -224,6 +226,13 @@ impl LoadedModule {
             Ending::GuestError(msg) => Err(Failure::new(FailureKind::GuestError, msg)),
             Ending::Trapped(e) => Err(classify(&e, &job, limiter.hit, policy)),
         };
+        // A failure's message can come from the guest (`Err(message)`, names in a trap's
+        // backtrace): it gets the result's cap.
+        if let Err(failure) = &mut out.result
+            && truncate(&mut failure.message, policy.result_cap)
+        {
+            out.truncated = true;
+        }
         out.records = job.records;
         out
     }
@@ -267,6 +276,20 @@ impl LoadedModule {
         drop(slot);
         (result, host, fuel_used)
     }
+}
+
+/// Cuts `text` to at most `cap` bytes (on a character boundary); true when it was cut.
+fn truncate(text: &mut String, cap: usize) -> bool {
+    if text.len() <= cap {
+        return false;
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.shrink_to_fit();
+    true
 }
 
 fn p2_host(builder: &mut WasiCtxBuilder, limiter: Limiter, job: JobState) -> Host<P2> {
@@ -347,6 +370,9 @@ fn classify(
             );
         }
         None => {}
+    }
+    if job.write_budget.exceeded() {
+        return Failure::new(FailureKind::Quota, job.write_budget.message());
     }
     if let Some(msg) = memory_hit {
         return Failure::new(FailureKind::MemoryLimit, msg);

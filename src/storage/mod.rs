@@ -10,6 +10,7 @@ pub use sqlite::{COMMIT_WINDOW, SCHEMA_VERSION, SqliteStorage};
 use serde_json::{Map, Value};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId, JobStatus};
@@ -62,6 +63,12 @@ pub trait Storage: Send + Sync {
     fn load_out_from_all_jobs(&self, search_id: &str) -> Result<Vec<Value>>;
     /// One metadata key of every job that has it.
     fn load_metadata_from_all_jobs(&self, search_id: &str, key: &str) -> Result<Vec<Value>>;
+    /// Another evaluator still running jobs of the search: the owner of an unfinished job whose
+    /// heartbeat is younger than `lease`, and how long ago it beat. Storages that only one
+    /// process can see (memory) have none.
+    fn live_owner(&self, _search_id: &str, _lease: Duration) -> Result<Option<(String, Duration)>> {
+        Ok(None)
+    }
     /// The jobs finished (stored with `store_job_done`) since position `cursor` of the
     /// search's completion list, and the new cursor. Objective 0 is included.
     fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)>;

@@ -127,7 +127,10 @@ impl SqliteStorage {
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStorage> {
         let path = path.as_ref().to_path_buf();
         let err = |e: rusqlite::Error| Error::Storage(format!("{}: {e}", path.display()));
-        let conn = Connection::open(&path).map_err(err)?;
+        // A link at the path is refused, not followed (a guest with a read-write grant could
+        // have planted one).
+        let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(&path, flags).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
         retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL")).map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -398,7 +401,7 @@ fn row_to_job(search_id: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .and_then(|v| Objective::from_json(&v));
     job.metadata = json(4)?.as_object().cloned().unwrap_or_default();
-    job.intermediate = serde_json::from_value(json(5)?).unwrap_or_default();
+    job.intermediate = crate::float::series::from_value(&json(5)?).unwrap_or_default();
     job.log = r.get(6)?;
     job.failure = job.metadata.get("failure").and_then(|k| {
         let kind: FailureKind = serde_json::from_value(k.clone()).ok()?;
@@ -506,7 +509,7 @@ impl Storage for SqliteStorage {
     }
 
     fn store_job_intermediate(&self, job_id: &JobId, series: &[(f64, f64)]) -> Result<()> {
-        let text = serde_json::to_string(series).unwrap_or_else(|_| "[]".into());
+        let text = crate::float::series::to_value(series).to_string();
         self.buffer(job_id, |d| d.intermediate = Some(text))
     }
 
@@ -522,8 +525,7 @@ impl Storage for SqliteStorage {
             for (k, v) in &job.metadata {
                 d.metadata.entry(k.clone()).or_insert_with(|| v.clone());
             }
-            d.intermediate =
-                Some(serde_json::to_string(&job.intermediate).unwrap_or_else(|_| "[]".into()));
+            d.intermediate = Some(crate::float::series::to_value(&job.intermediate).to_string());
             d.log = Some(job.log.clone());
             d.finished = true;
         })
@@ -608,6 +610,22 @@ impl Storage for SqliteStorage {
             .into_iter()
             .filter_map(|mut j| j.metadata.remove(key))
             .collect())
+    }
+
+    fn live_owner(&self, search_id: &str, lease: Duration) -> Result<Option<(String, Duration)>> {
+        let sid = parse_search(search_id)?;
+        let now = now_secs();
+        let found: Option<(String, f64)> = self.read(|c| {
+            c.query_row(
+                "SELECT owner, heartbeat FROM jobs WHERE search_id = ?1 AND status IN (0, 1) \
+                 AND objective IS NULL AND owner IS NOT NULL AND heartbeat >= ?2 \
+                 ORDER BY heartbeat DESC LIMIT 1",
+                params![sid, now - lease.as_secs_f64()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })?;
+        Ok(found.map(|(owner, beat)| (owner, Duration::from_secs_f64((now - beat).max(0.0)))))
     }
 
     fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)> {

@@ -11,6 +11,7 @@
 #[path = "../it/common.rs"]
 #[allow(dead_code)]
 mod common;
+mod host;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -92,6 +92,27 @@ fn run(c: Config) -> Result<Value, String> {
         }
         "kwargs" => json!({"objective": 1, "metadata": {"kwargs": job::kwargs(), "id": job::id()}}),
         "nan" => json!(f64::NAN),
+        // The result exactly as given in `text` (metadata, lists, failure strings).
+        "raw" => serde_json::from_str(&c.text).map_err(|e| e.to_string())?,
+        "record_non_finite" => {
+            for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                job::record(1.0, v);
+            }
+            json!(1)
+        }
+        // Writes `n` MiB to the file at `path`, a MiB at a time.
+        "fill" => {
+            let block = vec![7u8; 1 << 20];
+            outcome(
+                std::fs::File::create(&c.path).and_then(|mut f| {
+                    for _ in 0..c.n {
+                        f.write_all(&block)?;
+                    }
+                    Ok(())
+                }),
+                |()| Value::Null,
+            )
+        }
         other => return Err(format!("unknown action {other}")),
     })
 }
