@@ -85,7 +85,11 @@ mod tests {
 
     #[test]
     fn non_finite_values_round_trip() {
-        let s = vec![(1.0, f64::NAN), (2.0, f64::INFINITY), (f64::NEG_INFINITY, -0.5)];
+        let s = vec![
+            (1.0, f64::NAN),
+            (2.0, f64::INFINITY),
+            (f64::NEG_INFINITY, -0.5),
+        ];
         let text = series::to_value(&s).to_string();
         assert_eq!(text, r#"[[1.0,"NaN"],[2.0,"Infinity"],["-Infinity",-0.5]]"#);
         let back = series::from_value(&serde_json::from_str(&text).unwrap()).unwrap();

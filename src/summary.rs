@@ -136,7 +136,11 @@ impl fmt::Display for Summary {
                 .map(|(_, id)| id.to_string())
                 .collect();
             let more = if self.pareto.len() > 10 { ", ..." } else { "" };
-            let over = if self.pareto_left_out > 0 { "over " } else { "" };
+            let over = if self.pareto_left_out > 0 {
+                "over "
+            } else {
+                ""
+            };
             writeln!(
                 f,
                 "{over}{} Pareto-optimal jobs: {}{more}",
@@ -208,6 +212,9 @@ mod tests {
         }
         assert_eq!(s.pareto.len(), MAX_PARETO);
         assert_eq!(s.pareto_left_out, 5);
-        assert_eq!(s.best_text().unwrap(), format!("over {MAX_PARETO} Pareto-optimal"));
+        assert_eq!(
+            s.best_text().unwrap(),
+            format!("over {MAX_PARETO} Pareto-optimal")
+        );
     }
 }

@@ -196,8 +196,13 @@ pub fn run(args: RunArgs) -> i32 {
 /// Why the output or storage file cannot be written where asked: inside a read-write grant,
 /// where a run function could replace it (by a link to a file of the user's, say).
 fn inside_writable_grant(args: &RunArgs) -> Option<String> {
-    let storage = (args.storage != "memory")
-        .then(|| std::path::Path::new(args.storage.strip_prefix("sqlite:").unwrap_or(&args.storage)));
+    let storage = (args.storage != "memory").then(|| {
+        std::path::Path::new(
+            args.storage
+                .strip_prefix("sqlite:")
+                .unwrap_or(&args.storage),
+        )
+    });
     let files = [("--output", args.output.as_deref()), ("--storage", storage)];
     for grant in args.dirs.iter().filter(|d| d.writable) {
         for (flag, path) in files {

@@ -162,7 +162,9 @@ pub fn add_p2(linker: &mut wasmtime::component::Linker<Host<P2>>) -> wasmtime::R
                 .iter(&mut store)?
                 .collect::<wasmtime::Result<Vec<_>>>()?;
             let table = &mut store.data_mut().wasi.table;
-            Ok((wasmtime_wasi::p2::bindings::sync::io::poll::Host::poll(table, pollables)?,))
+            Ok((wasmtime_wasi::p2::bindings::sync::io::poll::Host::poll(
+                table, pollables,
+            )?,))
         },
     )?;
     linker.allow_shadowing(false);

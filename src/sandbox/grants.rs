@@ -114,7 +114,10 @@ impl Pollable for Budgeted {
 fn code<T>(host: &mut Host<P2>, result: FsResult<T>) -> wasmtime::Result<Result<T, ErrorCode>> {
     match result {
         Ok(v) => Ok(Ok(v)),
-        Err(e) => Ok(Err(fs::Host::convert_error_code(&mut host.filesystem(), e)?)),
+        Err(e) => Ok(Err(fs::Host::convert_error_code(
+            &mut host.filesystem(),
+            e,
+        )?)),
     }
 }
 
