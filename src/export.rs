@@ -299,6 +299,26 @@ mod tests {
     }
 
     #[test]
+    fn cells_hold_no_line_break_and_no_formula() {
+        let mut a = Job::new(
+            JobId::new("0", 0),
+            json!({"cmd": "=HYPERLINK(\"x\")", "n": -3, "s": "-2.5", "t": "@SUM", "u": "a\nb,c"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        a.objective = Some(Objective::Value(-1.5));
+        let mut out = Vec::new();
+        write_csv(&[a], &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            "\"'=HYPERLINK(\"\"x\"\")\",-3,-2.5,'@SUM,\"a\\nb,c\",-1.5,0,READY"
+        );
+    }
+
+    #[test]
     fn multi_objective_columns() {
         let mut a = Job::new(JobId::new("0", 0), Default::default());
         a.objective = Some(Objective::Multi(vec![1.0, 2.0]));

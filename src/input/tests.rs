@@ -97,8 +97,18 @@ fn validation_counts_and_reports_like_the_reader() {
     let path = dir.path().join("c.jsonl");
     std::fs::write(&path, "{\"a\": {\"b\": [1, 2]}}\n\n{}\n").unwrap();
     assert_eq!(validate(&path).unwrap(), 2);
-    for bad in ["[1]", "{\"a\": 1", "7", "{\"a\" 1}"] {
-        std::fs::write(&path, format!("{{}}\n{bad}\n")).unwrap();
+    // Values the reader refuses, the check refuses too: numbers out of range, invalid UTF-8.
+    let bads: [&[u8]; 7] = [
+        b"[1]",
+        b"{\"a\": 1",
+        b"7",
+        b"{\"a\" 1}",
+        b"{\"a\": 1e400}",
+        b"{\"a\": [{\"b\": -1e999}]}",
+        b"{\"a\": \"\xff\xfe\"}",
+    ];
+    for bad in bads {
+        std::fs::write(&path, [&b"{}\n"[..], bad, b"\n"].concat()).unwrap();
         let full = read_configs(&path).unwrap_err().to_string();
         assert_eq!(validate(&path).unwrap_err().to_string(), full);
         assert!(full.contains(":2: "), "{full}");
