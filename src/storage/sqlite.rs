@@ -13,7 +13,7 @@
 //!   heartbeat)`: one row per job; `config`, `objective` (NULL until finished), `metadata`
 //!   (an object) and `intermediate` (`[[budget, objective], …]`) are JSON; `status` is
 //!   DeepHyper's integer; `owner` is the storage instance (of the evaluator) that submitted and
-//!   runs the job, and `heartbeat` the last time (Unix seconds) it said the job was alive.
+//!   runs the job (`HOST/PID-SECONDS-RANDOM`), and `heartbeat` the last time (Unix seconds) it said the job was alive.
 //! - `completions(seq, search_id, n)`: the order in which jobs finished: the completion cursor.
 
 use std::collections::HashMap;
@@ -143,7 +143,8 @@ impl SqliteStorage {
             return Err(Error::Storage(format!("{}: {reason}", path.display())));
         }
         let owner = format!(
-            "{}-{}-{:x}",
+            "{}/{}-{}-{:x}",
+            host_name(),
             std::process::id(),
             now_secs() as u64,
             rand_u64()
@@ -272,6 +273,13 @@ fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
             other => return other,
         }
     }
+}
+
+/// This machine's name, which owner ids start with (`HOST/PID-…`).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn rand_u64() -> u64 {
@@ -615,17 +623,25 @@ impl Storage for SqliteStorage {
     fn live_owner(&self, search_id: &str, lease: Duration) -> Result<Option<(String, Duration)>> {
         let sid = parse_search(search_id)?;
         let now = now_secs();
-        let found: Option<(String, f64)> = self.read(|c| {
-            c.query_row(
-                "SELECT owner, heartbeat FROM jobs WHERE search_id = ?1 AND status IN (0, 1) \
-                 AND objective IS NULL AND owner IS NOT NULL AND heartbeat >= ?2 \
-                 ORDER BY heartbeat DESC LIMIT 1",
-                params![sid, now - lease.as_secs_f64()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
+        let owners: Vec<(String, f64)> = self.read(|c| {
+            let mut s = c.prepare_cached(
+                "SELECT owner, max(heartbeat) FROM jobs WHERE search_id = ?1 AND status IN (0, 1) \
+                 AND objective IS NULL AND owner IS NOT NULL AND heartbeat >= ?2 GROUP BY owner",
+            )?;
+            let rows = s.query_map(params![sid, now - lease.as_secs_f64()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect()
         })?;
-        Ok(found.map(|(owner, beat)| (owner, Duration::from_secs_f64((now - beat).max(0.0)))))
+        // An owner of this machine whose process is gone is dead, whatever its last beat.
+        let here = format!("{}/", host_name());
+        let live = owners.into_iter().find(|(owner, _)| {
+            let pid = owner
+                .strip_prefix(&here)
+                .and_then(|rest| rest.split('-').next());
+            pid.is_none_or(|pid| Path::new("/proc").join(pid).exists())
+        });
+        Ok(live.map(|(owner, beat)| (owner, Duration::from_secs_f64((now - beat).max(0.0)))))
     }
 
     fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)> {
