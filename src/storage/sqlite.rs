@@ -13,7 +13,8 @@
 //!   heartbeat)`: one row per job; `config`, `objective` (NULL until finished), `metadata`
 //!   (an object) and `intermediate` (`[[budget, objective], …]`) are JSON; `status` is
 //!   DeepHyper's integer; `owner` is the storage instance (of the evaluator) that submitted and
-//!   runs the job (`HOST/PID-SECONDS-RANDOM`), and `heartbeat` the last time (Unix seconds) it said the job was alive.
+//!   runs the job (`HOST/PID-SECONDS-RANDOM`), and `heartbeat` the last time (Unix seconds) it
+//!   said the job was alive.
 //! - `completions(seq, search_id, n)`: the order in which jobs finished: the completion cursor.
 
 use std::collections::HashMap;
