@@ -236,21 +236,19 @@ fn cell(value: Option<&Value>) -> String {
 }
 
 fn write_row(out: &mut impl Write, cells: Vec<String>) -> std::io::Result<()> {
-    let line: Vec<String> = cells.into_iter().map(|c| escape(&c)).collect();
+    let line: Vec<String> = cells.into_iter().map(escape).collect();
     writeln!(out, "{}", line.join(","))
 }
 
 /// One CSV cell, made safe to open: a line break becomes the two characters `\n` (or `\r`),
 /// so that no cell spans lines; a text that a spreadsheet would run as a formula (starting
-/// with `=`, `+`, `-`, `@`, a tab or a carriage return, and not a number) gets a leading `'`;
-/// then RFC 4180 quoting.
-fn escape(cell: &str) -> String {
-    let mut c = if cell.contains(['\n', '\r']) {
-        cell.replace('\n', "\\n").replace('\r', "\\r")
-    } else {
-        cell.to_string()
-    };
-    if c.starts_with(['=', '+', '-', '@', '\t', '\r']) && c.parse::<f64>().is_err() {
+/// with `=`, `+`, `-`, `@` or a tab, and not a number) gets a leading `'`; then RFC 4180
+/// quoting.
+fn escape(mut c: String) -> String {
+    if c.contains(['\n', '\r']) {
+        c = c.replace('\n', "\\n").replace('\r', "\\r");
+    }
+    if c.starts_with(['=', '+', '-', '@', '\t']) && c.parse::<f64>().is_err() {
         c.insert(0, '\'');
     }
     if c.contains([',', '"']) {

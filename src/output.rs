@@ -169,15 +169,24 @@ pub const MAX_OBJECTIVES: usize = 100;
 pub const MAX_FAILURE_TEXT: usize = 1024;
 
 fn failure_text(mut s: String) -> String {
-    if s.len() > MAX_FAILURE_TEXT {
-        let mut end = MAX_FAILURE_TEXT - '…'.len_utf8();
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
+    if cut(&mut s, MAX_FAILURE_TEXT - '…'.len_utf8()) {
         s.push('…');
     }
     s
+}
+
+/// Cuts `text` to at most `max` bytes, on a character boundary; true when it was cut.
+pub fn cut(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.shrink_to_fit();
+    true
 }
 
 /// Replaces the bare tokens `NaN`, `Infinity` and `-Infinity` outside strings by `null`.

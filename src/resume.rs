@@ -58,11 +58,9 @@ pub fn record_or_check(
     resume: bool,
 ) -> Result<()> {
     let policy = serde_json::to_value(policy).map_err(|e| Error::Option(e.to_string()))?;
-    if resume && let Some((owner, ago)) = storage.live_owner(search_id, LEASE)? {
-        let pid = owner.split('-').next().unwrap_or("?");
-        let pid = pid.rsplit('/').next().unwrap_or(pid);
+    if resume && let Some((who, ago)) = storage.live_owner(search_id, LEASE)? {
         return Err(Error::Resume(format!(
-            "search {search_id} is still being run by another evaluator (process {pid}, alive \
+            "search {search_id} is still being run by another evaluator ({who}, alive \
              {:.1} s ago); resume it after that process has stopped",
             ago.as_secs_f64()
         )));

@@ -34,11 +34,16 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
     temporary(path, 0o600).map(drop)
 }
 
-fn temporary(path: &Path, mode: u32) -> io::Result<tempfile::NamedTempFile> {
-    let dir = match path.parent() {
+/// The directory `path` is in (`.` for a bare file name).
+pub fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
-    };
+    }
+}
+
+fn temporary(path: &Path, mode: u32) -> io::Result<tempfile::NamedTempFile> {
+    let dir = dir_of(path);
     let name = path
         .file_name()
         .map_or("wasmeval".into(), |n| n.to_string_lossy());

@@ -67,9 +67,7 @@ impl Shared {
         let _ = self.storage.store_job_done(&outcome);
         Finished { id, outcome }
     }
-}
 
-impl Shared {
     /// Fails a result whose number of objectives is not the search's (a results.csv has one
     /// set of objective columns); the first result fixes it.
     fn check_objectives(&self, outcome: &mut Job) {

@@ -126,15 +126,22 @@ fn again(fd: &Resource<Descriptor>) -> Resource<Descriptor> {
     Resource::new_borrow(fd.rep())
 }
 
-/// Replaces the stream a descriptor opened for writing by one that charges the budget.
+/// The stream a descriptor opened for writing, replaced by one that charges the budget (or the
+/// error code of the opening).
 fn budgeted(
     host: &mut Host<P2>,
-    stream: Resource<DynOutputStream>,
-) -> wasmtime::Result<Resource<DynOutputStream>> {
+    opened: FsResult<Resource<DynOutputStream>>,
+) -> wasmtime::Result<Result<Resource<DynOutputStream>, ErrorCode>> {
+    let stream = match code(host, opened)? {
+        Ok(stream) => stream,
+        Err(e) => return Ok(Err(e)),
+    };
     let table = &mut host.wasi.table;
     let inner = table.delete(stream)?;
     let budget = host.job.write_budget.clone();
-    Ok(table.push(Box::new(Budgeted { inner, budget }) as DynOutputStream)?)
+    Ok(Ok(table.push(
+        Box::new(Budgeted { inner, budget }) as DynOutputStream
+    )?))
 }
 
 type Store<'a> = StoreContextMut<'a, Host<P2>>;
@@ -181,24 +188,16 @@ pub fn add_p2(linker: &mut wasmtime::component::Linker<Host<P2>>) -> wasmtime::R
         "[method]descriptor.write-via-stream",
         |mut store: Store<'_>, (fd, offset): (Resource<Descriptor>, u64)| {
             let host = store.data_mut();
-            let stream = host.filesystem().write_via_stream(fd, offset);
-            let stream = match code(host, stream)? {
-                Ok(s) => Ok(budgeted(host, s)?),
-                Err(e) => Err(e),
-            };
-            Ok((stream,))
+            let opened = host.filesystem().write_via_stream(fd, offset);
+            Ok((budgeted(host, opened)?,))
         },
     )?;
     types.func_wrap(
         "[method]descriptor.append-via-stream",
         |mut store: Store<'_>, (fd,): (Resource<Descriptor>,)| {
             let host = store.data_mut();
-            let stream = host.filesystem().append_via_stream(fd);
-            let stream = match code(host, stream)? {
-                Ok(s) => Ok(budgeted(host, s)?),
-                Err(e) => Err(e),
-            };
-            Ok((stream,))
+            let opened = host.filesystem().append_via_stream(fd);
+            Ok((budgeted(host, opened)?,))
         },
     )?;
     linker.allow_shadowing(false);

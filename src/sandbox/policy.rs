@@ -37,11 +37,8 @@ impl DirGrant {
             return false;
         };
         let resolved = path.canonicalize().ok().or_else(|| {
-            let parent = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            Some(parent.canonicalize().ok()?.join(path.file_name()?))
+            let dir = crate::safe_write::dir_of(path).canonicalize().ok()?;
+            Some(dir.join(path.file_name()?))
         });
         resolved.is_some_and(|p| p.starts_with(&root))
     }

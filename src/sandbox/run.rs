@@ -229,7 +229,7 @@ impl LoadedModule {
         // A failure's message can come from the guest (`Err(message)`, names in a trap's
         // backtrace): it gets the result's cap.
         if let Err(failure) = &mut out.result
-            && truncate(&mut failure.message, policy.result_cap)
+            && crate::output::cut(&mut failure.message, policy.result_cap)
         {
             out.truncated = true;
         }
@@ -276,20 +276,6 @@ impl LoadedModule {
         drop(slot);
         (result, host, fuel_used)
     }
-}
-
-/// Cuts `text` to at most `cap` bytes (on a character boundary); true when it was cut.
-fn truncate(text: &mut String, cap: usize) -> bool {
-    if text.len() <= cap {
-        return false;
-    }
-    let mut end = cap;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    text.shrink_to_fit();
-    true
 }
 
 fn p2_host(builder: &mut WasiCtxBuilder, limiter: Limiter, job: JobState) -> Host<P2> {

@@ -63,9 +63,9 @@ pub trait Storage: Send + Sync {
     fn load_out_from_all_jobs(&self, search_id: &str) -> Result<Vec<Value>>;
     /// One metadata key of every job that has it.
     fn load_metadata_from_all_jobs(&self, search_id: &str, key: &str) -> Result<Vec<Value>>;
-    /// Another evaluator still running jobs of the search: the owner of an unfinished job whose
-    /// heartbeat is younger than `lease`, and how long ago it beat. Storages that only one
-    /// process can see (memory) have none.
+    /// Another evaluator still running jobs of the search: who it is (`process PID on HOST`),
+    /// the owner of an unfinished job whose heartbeat is younger than `lease`, and how long ago
+    /// it beat. Storages that only one process can see (memory) have none.
     fn live_owner(&self, _search_id: &str, _lease: Duration) -> Result<Option<(String, Duration)>> {
         Ok(None)
     }

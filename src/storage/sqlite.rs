@@ -276,6 +276,12 @@ fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
     }
 }
 
+/// The host and process id of an owner id (`HOST/PID-SECONDS-RANDOM`).
+fn owner_process(owner: &str) -> Option<(&str, &str)> {
+    let (host, rest) = owner.split_once('/')?;
+    Some((host, rest.split('-').next()?))
+}
+
 /// This machine's name, which owner ids start with (`HOST/PID-…`).
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -635,14 +641,19 @@ impl Storage for SqliteStorage {
             rows.collect()
         })?;
         // An owner of this machine whose process is gone is dead, whatever its last beat.
-        let here = format!("{}/", host_name());
-        let live = owners.into_iter().find(|(owner, _)| {
-            let pid = owner
-                .strip_prefix(&here)
-                .and_then(|rest| rest.split('-').next());
-            pid.is_none_or(|pid| Path::new("/proc").join(pid).exists())
+        let here = host_name();
+        let live = owners.into_iter().find_map(|(owner, beat)| {
+            let ago = Duration::from_secs_f64((now - beat).max(0.0));
+            let Some((host, pid)) = owner_process(&owner) else {
+                // An owner id of an older wasmeval: only its heartbeat tells.
+                return Some((format!("evaluator {owner}"), ago));
+            };
+            if host == here && !Path::new("/proc").join(pid).exists() {
+                return None;
+            }
+            Some((format!("process {pid} on {host}"), ago))
         });
-        Ok(live.map(|(owner, beat)| (owner, Duration::from_secs_f64((now - beat).max(0.0)))))
+        Ok(live)
     }
 
     fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)> {
