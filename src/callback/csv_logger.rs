@@ -52,12 +52,7 @@ impl CsvLogger {
                 return Ok(());
             }
             let columns = Columns::of(pending);
-            // A fresh file (O_EXCL), never one planted at the path: a link there is removed.
-            let _ = std::fs::remove_file(&self.path);
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&self.path)?;
+            let file = crate::safe_write::create(&self.path)?;
             let mut out = BufWriter::new(file);
             columns.write_header(&mut out)?;
             self.open = Some((columns, out));

@@ -476,3 +476,110 @@ fn method_thread_fuel_and_retries_reach_the_jobs() {
         stderr(&out)
     );
 }
+
+/// Floats of every magnitude: random bit patterns (finite ones), subnormals, the extremes, and
+/// the values a search samples (uniform in [0, 1), printed shortest as Python does).
+fn awkward_floats() -> Vec<f64> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut xs = vec![
+        0.1 + 0.2,
+        5e-324,
+        2.2250738585072014e-308,
+        1.7976931348623157e308,
+        -0.0,
+        0.30000000000000004,
+        123456789.12345679,
+    ];
+    while xs.len() < 300 {
+        let bits = next();
+        let random = f64::from_bits(bits);
+        if random.is_finite() {
+            xs.push(random);
+        }
+        xs.push((bits >> 11) as f64 / (1u64 << 53) as f64);
+    }
+    xs
+}
+
+#[test]
+fn floats_round_trip_exactly_from_every_input_format_through_every_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let xs = awkward_floats();
+    let text = |x: f64| serde_json::to_string(&x).unwrap();
+    let row = |x: f64| format!("{{\"action\":\"echo\",\"x\":{}}}", text(x));
+    let inputs = [
+        (
+            "in.jsonl",
+            xs.iter().map(|&x| row(x) + "\n").collect::<String>(),
+        ),
+        (
+            "in.json",
+            format!(
+                "[{}]",
+                xs.iter().map(|&x| row(x)).collect::<Vec<_>>().join(",")
+            ),
+        ),
+        (
+            "in.csv",
+            "action,x\n".to_string()
+                + &xs
+                    .iter()
+                    .map(|&x| format!("echo,{}\n", text(x)))
+                    .collect::<String>(),
+        ),
+    ];
+    let probe = guest("probe");
+    for (name, content) in &inputs {
+        let input = dir.path().join(name);
+        std::fs::write(&input, content).unwrap();
+        for method in ["serial", "thread", "process"] {
+            let out = dir.path().join("results.csv");
+            let o = output(&[
+                "run",
+                probe.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--output",
+                out.to_str().unwrap(),
+                "--method",
+                method,
+                "--progress",
+                "never",
+            ]);
+            assert!(o.status.success(), "{name} {method}: {}", stderr(&o));
+            let mut reader = csv::Reader::from_path(&out).unwrap();
+            let header = reader.headers().unwrap().clone();
+            let column = |c: &str| header.iter().position(|h| h == c).unwrap();
+            let (p, objective, m, id) = (
+                column("p:x"),
+                column("objective"),
+                column("m:x"),
+                column("job_id"),
+            );
+            let mut seen = 0;
+            for record in reader.records() {
+                let record = record.unwrap();
+                let n: usize = record[id].parse().unwrap();
+                for c in [p, objective, m] {
+                    let got: f64 = record[c].parse().unwrap();
+                    assert_eq!(
+                        got.to_bits(),
+                        xs[n].to_bits(),
+                        "{name} {method}, job {n}, column {}: {} became {}",
+                        &header[c],
+                        text(xs[n]),
+                        &record[c]
+                    );
+                }
+                seen += 1;
+            }
+            assert_eq!(seen, xs.len(), "{name} {method}");
+        }
+    }
+}

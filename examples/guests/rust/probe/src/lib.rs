@@ -16,6 +16,8 @@ struct Config {
     text: String,
     #[serde(default)]
     n: u64,
+    #[serde(default)]
+    x: f64,
 }
 
 fn outcome<T, E: std::fmt::Display>(r: Result<T, E>, ok: impl FnOnce(T) -> Value) -> Value {
@@ -55,7 +57,8 @@ fn run(c: Config) -> Result<Value, String> {
         }
         "panic" => panic!("the probe panics as asked"),
         "recurse" => json!(recurse(c.n, [0u8; 64])),
-        "err" => return Err(c.text),
+        "echo" => json!({"objective": c.x, "metadata": {"x": c.x}}),
+        "err" => return Err(c.text.repeat(c.n.max(1) as usize)),
         "records" => {
             for i in 0..c.n {
                 job::record(i as f64, i as f64);
