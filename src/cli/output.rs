@@ -5,14 +5,38 @@ use std::path::Path;
 use crate::Storage;
 use crate::export::{self, Format};
 
-/// Writes every job of `search` to `path`, CSV or JSON Lines by its extension, naming the
-/// file in errors.
-pub fn write_file(storage: &dyn Storage, search: &str, path: &Path) -> crate::Result<()> {
+/// Writes every job of `search` to `path`, in `format` or else the one its extension names;
+/// `-` is standard output, which needs `format`. Errors name the file.
+pub fn write_file(
+    storage: &dyn Storage,
+    search: &str,
+    path: &Path,
+    format: Option<Format>,
+) -> crate::Result<()> {
+    if is_stdout(path) {
+        let format = format.ok_or_else(|| crate::Error::Option(STDOUT_FORMAT.into()))?;
+        return export::write_search(storage, search, format, std::io::stdout().lock());
+    }
     let named =
         |e: &dyn std::fmt::Display| crate::Error::Option(format!("{}: {e}", path.display()));
+    let format = format.unwrap_or_else(|| Format::of_path(path));
     crate::safe_write::replace(path, 0o666, |out| {
-        export::write_search(storage, search, Format::of_path(path), out)
-            .map_err(std::io::Error::other)
+        export::write_search(storage, search, format, out).map_err(std::io::Error::other)
     })
     .map_err(|e| named(&e))
+}
+
+/// Checks, before any job runs, that [`write_file`] can write `path` in `format`.
+pub fn check(path: &Path, format: Option<Format>) -> Result<(), String> {
+    if is_stdout(path) {
+        return format.map(drop).ok_or_else(|| STDOUT_FORMAT.to_string());
+    }
+    crate::safe_write::check_writable(path).map_err(|e| format!("--output {}: {e}", path.display()))
+}
+
+const STDOUT_FORMAT: &str = "--output - (standard output) needs --format csv or jsonl";
+
+/// `-`: standard output.
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
 }

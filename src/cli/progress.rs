@@ -25,12 +25,13 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     lines: Option<Instant>,
     total: Option<u64>,
+    search: String,
     started: Instant,
 }
 
 impl Progress {
-    /// A display for `total` jobs (unknown for standard input).
-    pub fn new(mode: Mode, total: Option<u64>, quiet: bool) -> Progress {
+    /// A display for `total` jobs (unknown for standard input) of search `search`.
+    pub fn new(mode: Mode, total: Option<u64>, quiet: bool, search: &str) -> Progress {
         let terminal = std::io::stderr().is_terminal();
         let show_bar = !quiet && terminal && mode != Mode::Never;
         let bar = show_bar.then(|| {
@@ -53,6 +54,7 @@ impl Progress {
             bar,
             lines,
             total,
+            search: search.to_string(),
             started: Instant::now(),
         }
     }
@@ -65,7 +67,7 @@ impl Progress {
         } else if let Some(last) = self.lines
             && last.elapsed() >= Duration::from_secs(1)
         {
-            eprintln!("progress: {}", self.text(s, true));
+            eprintln!("progress: search {}, {}", self.search, self.text(s, true));
             self.lines = Some(Instant::now());
         }
     }

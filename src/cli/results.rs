@@ -67,7 +67,7 @@ fn show(args: ResultsArgs) -> Result<(), String> {
             .ok_or_else(|| format!("{}: the storage holds no search", args.storage))?,
     };
     match (&args.output, args.format) {
-        (Some(path), _) => output::write_file(&*storage, &search, path),
+        (Some(path), _) => output::write_file(&*storage, &search, path, None),
         (None, format) => {
             export::write_search(&*storage, &search, format, std::io::stdout().lock())
         }

@@ -23,9 +23,15 @@ pub struct RunArgs {
     /// row (`.csv`); `-` for stdin. A file is checked whole before any job starts.
     #[arg(long, short, default_value = "-")]
     pub input: PathBuf,
-    /// Write the results here: `.csv` (DeepHyper's columns) or `.jsonl`. Default: a table on stdout.
+    /// Write the results here when the run ends, every job in job order: `.csv` (DeepHyper's
+    /// columns) or `.jsonl`, or `-` for stdout (with --format). Default: a table on stdout,
+    /// one line per job in the order jobs finish (not job order).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// The format of --output: csv or jsonl (default: told from the file's extension; needed
+    /// for `--output -`).
+    #[arg(long, value_enum)]
+    pub format: Option<export::Format>,
     /// How jobs run: serial, thread or process (`loky` is an alias of process).
     #[arg(long, default_value = "process")]
     pub method: Method,
@@ -146,9 +152,16 @@ pub fn run(args: RunArgs) -> i32 {
     // Fail now, not after the run, when the results cannot be written (the file the user
     // may already have there is left alone until the run ends).
     if let Some(path) = &args.output
-        && let Err(e) = crate::safe_write::check_writable(path)
+        && let Err(e) = crate::cli::output::check(path, args.format)
     {
-        crate::cli::error(format_args!("--output {}: {e}", path.display()));
+        crate::cli::error(&e);
+        return 2;
+    }
+    if args.quiet && args.output.is_none() && args.storage == "memory" {
+        crate::cli::error(
+            "--quiet with --storage memory and no --output would keep no result: give --output \
+             FILE (or - with --format) or a --storage file",
+        );
         return 2;
     }
     if let Some(message) = inside_writable_grant(&args) {
@@ -203,7 +216,11 @@ fn inside_writable_grant(args: &RunArgs) -> Option<String> {
                 .unwrap_or(&args.storage),
         )
     });
-    let files = [("--output", args.output.as_deref()), ("--storage", storage)];
+    let output = args
+        .output
+        .as_deref()
+        .filter(|p| !crate::cli::output::is_stdout(p));
+    let files = [("--output", output), ("--storage", storage)];
     for grant in args.dirs.iter().filter(|d| d.writable) {
         for (flag, path) in files {
             if let Some(path) = path.filter(|p| grant.holds(p)) {
@@ -276,7 +293,10 @@ fn evaluate(
         let n = n.saturating_sub(options.skip.len() as u64);
         args.max_jobs.map_or(n, |m| n.min(m))
     });
-    let mut progress = Progress::new(args.progress, to_run, args.quiet);
+    if !args.quiet {
+        eprintln!("search {search} in storage {}", args.storage);
+    }
+    let mut progress = Progress::new(args.progress, to_run, args.quiet, &search);
     let table = args.output.is_none() && !args.quiet;
     let mut summary = Summary::default();
     let started = Instant::now();
@@ -298,7 +318,7 @@ fn evaluate(
     let wall = started.elapsed();
     progress.finish();
     if let Some(path) = &args.output {
-        crate::cli::output::write_file(&*storage, &search, path)?;
+        crate::cli::output::write_file(&*storage, &search, path, args.format)?;
     }
     if !args.quiet {
         eprint!("{summary}");

@@ -119,7 +119,10 @@ fn max_jobs_progress_and_the_streamed_table() {
     assert_eq!(table.lines().count(), 5, "{table}");
     assert!(table.lines().all(|l| l.contains("\tDONE\t")), "{table}");
     let err = stderr(&out);
-    assert!(err.contains("progress: 1/5 done, 0 failed"), "{err}");
+    assert!(
+        err.contains("progress: search 0, 1/5 done, 0 failed"),
+        "{err}"
+    );
     assert!(err.contains("5 jobs: 5 succeeded, 0 failed"), "{err}");
     for progress in ["never", "auto"] {
         let out = output(&[
@@ -582,4 +585,41 @@ fn floats_round_trip_exactly_from_every_input_format_through_every_method() {
             assert_eq!(seen, xs.len(), "{name} {method}");
         }
     }
+}
+
+#[test]
+fn output_dash_is_stdout_and_the_search_id_is_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"x0\": 1}\n{\"x0\": 2}\n").unwrap();
+    let sum = guest("sum");
+    let run = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wasmeval"));
+        c.current_dir(dir.path())
+            .env("WASMEVAL_STORAGE", "memory")
+            .args(["run", sum.to_str().unwrap(), "--input"])
+            .arg(&input)
+            .args(extra);
+        c.output().unwrap()
+    };
+    let o = run(&["--output", "-"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--format"), "{}", stderr(&o));
+    let o = run(&["--output", "-", "--format", "jsonl", "--progress", "always"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<Value> = String::from_utf8(o.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["objective"], 2.0);
+    assert!(!dir.path().join("-").exists());
+    let err = stderr(&o);
+    assert!(err.starts_with("search 0 in storage memory\n"), "{err}");
+    assert!(err.contains("\nprogress: search 0, 1/2 done, "), "{err}");
+    // --quiet with nothing kept anywhere is refused.
+    let o = run(&["--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--quiet"), "{}", stderr(&o));
 }
