@@ -40,7 +40,7 @@ fn evaluator(method: Method, workers: usize, guest: &str, storage: Option<&str>)
 /// how long after that job finished it became visible.
 fn first_commit_latency(path: &str, e: &Evaluator) -> std::thread::JoinHandle<Duration> {
     let path = path.strip_prefix("sqlite:").unwrap_or(path).to_string();
-    let created = e.created();
+    let origin = e.origin();
     std::thread::spawn(move || {
         let conn = rusqlite::Connection::open(&path).unwrap();
         loop {
@@ -53,9 +53,7 @@ fn first_commit_latency(path: &str, e: &Evaluator) -> std::thread::JoinHandle<Du
                 )
                 .unwrap_or(None);
             if let Some(end) = end {
-                return created
-                    .elapsed()
-                    .saturating_sub(Duration::from_secs_f64(end));
+                return Duration::from_secs_f64((origin.now() - end).max(0.0));
             }
             std::thread::sleep(Duration::from_micros(200));
         }

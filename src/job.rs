@@ -5,8 +5,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use std::time::Instant;
-
 use crate::output::{Objective, parse_result};
 use crate::sandbox::RunOutput;
 
@@ -267,11 +265,11 @@ impl Job {
     }
 
     /// The outcome of a finished run, as a job holding only what the run decided: status,
-    /// objective or failure, `timestamp_start` and `timestamp_end` (seconds since `created`),
+    /// objective or failure, `timestamp_start` and `timestamp_end` (on the search's time axis),
     /// the run function's metadata, fuel, the series and the log.
-    pub fn outcome(id: JobId, out: RunOutput, created: Instant) -> Job {
+    pub fn outcome(id: JobId, out: RunOutput, origin: &crate::origin::Origin) -> Job {
         let mut job = Job::new(id, Map::new());
-        let secs = |t: Instant| t.saturating_duration_since(created).as_secs_f64();
+        let secs = |t| origin.secs(t);
         job.metadata
             .insert("timestamp_start".into(), secs(out.started).into());
         job.metadata

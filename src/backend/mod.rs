@@ -35,8 +35,8 @@ pub trait Backend: Send {
 /// What every worker shares.
 #[derive(Clone)]
 pub struct Shared {
-    /// The zero of the jobs' timestamps (the evaluator's creation).
-    pub created: Instant,
+    /// The search's time axis, the zero of the jobs' timestamps.
+    pub origin: crate::origin::Origin,
     /// The run function.
     pub module: Arc<LoadedModule>,
     /// The sandbox policy.
@@ -60,7 +60,7 @@ impl Shared {
     /// commit window, whenever the evaluator gathers it) and makes the report for the
     /// evaluator.
     pub fn complete(&self, id: JobId, output: RunOutput) -> Finished {
-        let mut outcome = Job::outcome(id.clone(), output, self.created);
+        let mut outcome = Job::outcome(id.clone(), output, &self.origin);
         self.check_objectives(&mut outcome);
         // A storage failure here loses no result: the evaluator still gets the outcome, and
         // its own writes at gather report the failure.

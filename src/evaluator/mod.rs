@@ -92,7 +92,6 @@ pub struct Evaluator {
     search_id: String,
     callbacks: Vec<Box<dyn Callback>>,
     signals: Arc<Signals>,
-    created: Instant,
     timeout: Option<Duration>,
     timeout_set: Instant,
     pending: HashMap<JobId, Pending>,
@@ -155,8 +154,9 @@ impl Evaluator {
         {
             let _ = objectives.set(n as usize);
         }
+        let origin = crate::origin::Origin::of_search(&*storage, &search_id)?;
         let shared = Shared {
-            created: now,
+            origin,
             module: module.clone(),
             policy: Arc::new(policy),
             kwargs: Value::Object(run_function_kwargs).to_string().into(),
@@ -174,7 +174,6 @@ impl Evaluator {
             search_id,
             callbacks,
             signals: Arc::new(Signals::default()),
-            created: now,
             timeout: None,
             timeout_set: now,
             pending: HashMap::new(),
@@ -213,9 +212,10 @@ impl Evaluator {
         Ok(self.pool.as_deref().expect("started above"))
     }
 
-    /// When the evaluator was created: the zero of the `timestamp_*` metadata.
-    pub fn created(&self) -> Instant {
-        self.created
+    /// The search's time axis: the zero of the `timestamp_*` metadata is the search's
+    /// creation (see [`crate::origin`]).
+    pub fn origin(&self) -> crate::origin::Origin {
+        self.shared.origin
     }
 
     /// The pids of the worker processes (process method; empty otherwise).
@@ -294,7 +294,7 @@ impl Evaluator {
         self.storage.store_job_status(&id, JobStatus::Ready)?;
         let hash = input.map(|_| crate::resume::config_hash(&config));
         let mut job = Job::new(id.clone(), config);
-        let ts = self.since_created();
+        let ts = self.shared.origin.now();
         job.metadata.insert("timestamp_submit".into(), ts.into());
         self.storage
             .store_job_metadata(&id, "timestamp_submit", ts.into())?;
@@ -391,7 +391,7 @@ impl Evaluator {
             .expect("a backend reports only jobs this evaluator submitted");
         // The outcome was stored when the job finished; gathering adds its timestamp.
         job.merge_outcome(finished.outcome);
-        let ts = self.since_created();
+        let ts = self.shared.origin.now();
         job.metadata.insert("timestamp_gather".into(), ts.into());
         self.storage
             .store_job_metadata(&job.id, "timestamp_gather", ts.into())?;
@@ -515,10 +515,6 @@ impl Evaluator {
     pub fn set_maximum_num_jobs_submitted(&mut self, max: usize) {
         self.offset = self.gathered;
         self.max_submitted = Some(max);
-    }
-
-    fn since_created(&self) -> f64 {
-        self.created.elapsed().as_secs_f64()
     }
 }
 

@@ -623,3 +623,42 @@ fn output_dash_is_stdout_and_the_search_id_is_shown() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--quiet"), "{}", stderr(&o));
 }
+
+#[test]
+fn runs_that_join_a_search_share_its_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.sqlite");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"action\": \"sleep\", \"n\": 300}\n").unwrap();
+    let probe = guest("probe");
+    let out = dir.path().join("out.jsonl");
+    for search_id in [None, Some("0")] {
+        let mut args = vec![
+            "run",
+            probe.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--storage",
+            db.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--progress",
+            "never",
+        ];
+        if let Some(id) = search_id {
+            args.extend(["--search-id", id]);
+        }
+        let o = output(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let jobs = jsonl(&out);
+    assert_eq!(jobs.len(), 2);
+    let time = |j: &Value, k: &str| j["metadata"][k].as_f64().unwrap();
+    // The second batch starts after the first one ended, on the same axis (it was reset to
+    // zero in every run).
+    assert!(
+        time(&jobs[1], "timestamp_submit") >= time(&jobs[0], "timestamp_end"),
+        "{jobs:?}"
+    );
+    assert!(time(&jobs[1], "timestamp_end") >= 0.3 + time(&jobs[0], "timestamp_start"));
+}

@@ -220,6 +220,7 @@ fn children_of(parent: u32) -> Vec<u32> {
 #[test]
 fn workers_exit_when_the_parent_is_killed() {
     let probe = guest("probe");
+    let dir = tempfile::tempdir().unwrap();
     let mut cli = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
         .env("WASMEVAL_STORAGE", "memory")
         .args([
@@ -230,7 +231,9 @@ fn workers_exit_when_the_parent_is_killed() {
             "--workers",
             "2",
             "--quiet",
+            "--output",
         ])
+        .arg(dir.path().join("results.csv"))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
