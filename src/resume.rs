@@ -90,6 +90,19 @@ pub fn record_or_check(
     storage.store_search_value(search_id, "policy", policy)
 }
 
+/// The latest search of the storage (the highest id) that ran the module of sha256
+/// `module_sha256`: what `--resume` without a search id resumes.
+pub fn latest_search_of(storage: &dyn Storage, module_sha256: &str) -> Result<Option<String>> {
+    let mut ids = storage.load_all_search_ids()?;
+    ids.sort_by_key(|id| std::cmp::Reverse(id.parse::<u64>().unwrap_or(0)));
+    for id in ids {
+        if storage.load_search_value(&id, "module_sha256")? == Some(Value::from(module_sha256)) {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
 /// The (input position, hash) of every configuration of the search that finished DONE.
 pub fn finished_inputs(storage: &dyn Storage, search_id: &str) -> Result<HashSet<(u64, String)>> {
     let mut done = HashSet::new();

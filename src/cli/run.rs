@@ -72,10 +72,11 @@ pub struct RunArgs {
     /// Join this existing search of the storage instead of creating one.
     #[arg(long)]
     pub search_id: Option<String>,
-    /// Resume the search given with --search-id: configurations of the input that finished
-    /// DONE there (same position, same JSON) are skipped; the others run again. Refused if the
-    /// module or the policy differ from the search's.
-    #[arg(long, requires = "search_id")]
+    /// Resume the search given with --search-id (by default the latest search of the storage
+    /// that ran this module): configurations of the input that finished DONE there (same
+    /// position, same JSON) are skipped; the others run again. Refused if the module or the
+    /// policy differ from the search's, or if another process still runs it.
+    #[arg(long)]
     pub resume: bool,
     /// Submit at most N jobs (configurations skipped by --resume do not count).
     #[arg(long, value_name = "N")]
@@ -294,7 +295,8 @@ fn evaluate(
         args.max_jobs.map_or(n, |m| n.min(m))
     });
     if !args.quiet {
-        eprintln!("search {search} in storage {}", args.storage);
+        let resumed = if args.resume { " (resumed)" } else { "" };
+        eprintln!("search {search} in storage {}{resumed}", args.storage);
     }
     let mut progress = Progress::new(args.progress, to_run, args.quiet, &search);
     let table = args.output.is_none() && !args.quiet;

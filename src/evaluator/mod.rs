@@ -131,6 +131,16 @@ impl Evaluator {
         check_policy(&policy)?;
         let module = Arc::new(LoadedModule::load(&run_function.into(), &policy, &cache)?);
         let storage: Arc<dyn Storage> = storage.unwrap_or_else(|| Arc::new(MemoryStorage::new()));
+        let search_id = match search_id {
+            None if resume => Some(
+                crate::resume::latest_search_of(&*storage, &module.sha256)?.ok_or_else(|| {
+                    Error::Resume(
+                        "no search of this storage ran this module: nothing to resume".into(),
+                    )
+                })?,
+            ),
+            other => other,
+        };
         let joined = search_id.is_some();
         let search_id = match search_id {
             None => storage.create_new_search()?,

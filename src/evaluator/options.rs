@@ -31,8 +31,9 @@ pub struct EvaluatorOptions {
     pub cache: CacheDir,
     /// How many times a job whose worker process died is run again (process method).
     pub retries: u32,
-    /// With `search_id`: refuse to join a search run with another module or policy (see
-    /// [`crate::resume`]).
+    /// Resume a search: the one of `search_id`, or else the latest search of the storage that
+    /// ran this module; refused if that search ran another module or policy, or another
+    /// evaluator still runs it (see [`crate::resume`]).
     pub resume: bool,
 }
 
@@ -151,7 +152,8 @@ impl EvaluatorBuilder {
         self.options.retries = n;
         self
     }
-    /// Resumes the search given with `search_id` (checks its module and policy).
+    /// Resumes the search given with `search_id`, or else the latest search of the storage
+    /// that ran this module (checks its module, its policy and that no live evaluator runs it).
     pub fn resume(mut self, resume: bool) -> Self {
         self.options.resume = resume;
         self

@@ -345,22 +345,38 @@ fn a_killed_run_resumes_without_running_a_finished_configuration_twice() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("another sandbox policy"));
 
-    let csv = dir.path().join("results.csv");
+    // A later search of another module in the same storage: `--resume` without a search id
+    // still finds the latest search that ran this module.
     let out = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
-        .args(args(&[
-            "--resume",
-            "--search-id",
-            "0",
-            "--output",
-            csv.to_str().unwrap(),
-        ]))
+        .args([
+            "run",
+            ackley.to_str().unwrap(),
+            "--storage",
+            &storage,
+            "--quiet",
+        ])
+        .args(["-i", "examples/configs/ackley.jsonl", "--max-jobs", "1"])
+        .current_dir(crate::common::root())
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
+    assert!(
+        out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+
+    let csv = dir.path().join("results.csv");
+    let mut resume = args(&["--resume", "--output", csv.to_str().unwrap()]);
+    resume.retain(|a| a != "--quiet");
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .args(&resume)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.starts_with(&format!("search 0 in storage {storage} (resumed)\n")),
+        "{err}"
     );
     let s = SqliteStorage::open(&db).unwrap();
     let jobs = s.load_search("0").unwrap();
