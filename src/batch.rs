@@ -10,7 +10,7 @@
 //! let configs = (0..1_000_000).map(|i| {
 //!     let mut m = Map::new();
 //!     m.insert("x".into(), Value::from(vec![i as f64 / 1e6]));
-//!     Ok::<_, std::convert::Infallible>(m)
+//!     batch::Next::Config(Ok::<_, std::convert::Infallible>(m))
 //! });
 //! let stop = AtomicBool::new(false);
 //! let mut summary = wasmeval::Summary::default();
@@ -30,6 +30,16 @@ use serde_json::{Map, Value};
 use crate::error::Result;
 use crate::evaluator::Evaluator;
 use crate::job::Job;
+
+/// What an input gives next.
+#[derive(Debug)]
+pub enum Next<E> {
+    /// A configuration, or the error reading it.
+    Config(std::result::Result<Map<String, Value>, E>),
+    /// Nothing ready yet (a pipe waiting on its writer): the batch submits what it has read
+    /// and gathers finished jobs meanwhile.
+    Waiting,
+}
 
 /// How a batch runs.
 #[derive(Debug, Clone, Default)]
@@ -80,11 +90,13 @@ pub struct Counts {
 
 /// Submits `configs` in input order (positions 0, 1, ...) through `evaluator`, keeping at
 /// most a window of jobs pending, and calls `on_job` with each job as it finishes (cancelled
-/// ones included). Setting `stop` (from a signal handler, say) stops submitting and cancels
-/// the jobs in flight. The evaluator is closed at the end.
+/// ones included). Configurations are submitted in chunks (once half the window is free, or
+/// when the input has nothing more ready), so that a storage creates their jobs in few
+/// steps. Setting `stop` (from a signal handler, say) stops submitting and cancels the jobs in
+/// flight. The evaluator is closed at the end.
 pub fn run<E>(
     evaluator: &mut Evaluator,
-    configs: impl IntoIterator<Item = std::result::Result<Map<String, Value>, E>>,
+    configs: impl IntoIterator<Item = Next<E>>,
     options: &Options,
     stop: &AtomicBool,
     mut on_job: impl FnMut(&Job),
@@ -93,6 +105,7 @@ pub fn run<E>(
         .window
         .unwrap_or((32 * evaluator.num_workers()).max(256))
         .max(1);
+    let refill_below = window.div_ceil(2);
     let mut configs = configs.into_iter();
     let mut counts = Counts::default();
     let mut pos = 0u64;
@@ -104,19 +117,27 @@ pub fn run<E>(
         if evaluator.time_left().is_some_and(|t| t <= 0.0) {
             break End::TimedOut { next: pos };
         }
-        while !input_done && evaluator.num_pending() < window {
-            if options.max_jobs.is_some_and(|m| counts.submitted >= m) {
+        let mut chunk = Vec::new();
+        let mut failed = None;
+        while !input_done && evaluator.num_pending() <= refill_below {
+            if evaluator.num_pending() + chunk.len() >= window {
+                break;
+            }
+            if options
+                .max_jobs
+                .is_some_and(|m| counts.submitted + chunk.len() as u64 >= m)
+            {
                 input_done = true;
                 break;
             }
             match configs.next() {
                 None => input_done = true,
-                Some(Err(error)) => {
-                    let end = End::Input { next: pos, error };
-                    finish(evaluator, &mut on_job);
-                    return Ok((end, counts));
+                Some(Next::Waiting) => break,
+                Some(Next::Config(Err(error))) => {
+                    failed = Some(error);
+                    break;
                 }
-                Some(Ok(config)) => {
+                Some(Next::Config(Ok(config))) => {
                     let p = pos;
                     pos += 1;
                     if !options.skip.is_empty()
@@ -127,10 +148,18 @@ pub fn run<E>(
                         counts.skipped += 1;
                         continue;
                     }
-                    evaluator.submit_inputs([(p, config)])?;
-                    counts.submitted += 1;
+                    chunk.push((p, config));
                 }
             }
+        }
+        if !chunk.is_empty() {
+            counts.submitted += chunk.len() as u64;
+            evaluator.submit_inputs(chunk)?;
+        }
+        if let Some(error) = failed {
+            let end = End::Input { next: pos, error };
+            finish(evaluator, &mut on_job);
+            return Ok((end, counts));
         }
         if input_done && evaluator.num_pending() == 0 {
             break End::Finished;

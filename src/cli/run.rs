@@ -375,7 +375,7 @@ fn resume_hint(args: &RunArgs, search: &str) -> String {
 fn read_ahead(
     path: &std::path::Path,
     stop: &'static AtomicBool,
-) -> impl Iterator<Item = Result<Map<String, Value>, input::InputError>> {
+) -> impl Iterator<Item = batch::Next<input::InputError>> {
     let (tx, rx) = crossbeam_channel::bounded(1024);
     let path = path.to_path_buf();
     std::thread::spawn(move || {
@@ -393,18 +393,11 @@ fn read_ahead(
             }
         }
     });
-    std::iter::from_fn(move || {
-        loop {
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(item) => return Some(item),
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
-                Err(crossbeam_channel::RecvTimeoutError::Timeout)
-                    if stop.load(Ordering::SeqCst) =>
-                {
-                    return None;
-                }
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            }
-        }
+    // Nothing read for 50 ms: the batch submits what it has and gathers meanwhile.
+    std::iter::from_fn(move || match rx.recv_timeout(Duration::from_millis(50)) {
+        Ok(item) => Some(batch::Next::Config(item)),
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => None,
+        Err(crossbeam_channel::RecvTimeoutError::Timeout) if stop.load(Ordering::SeqCst) => None,
+        Err(crossbeam_channel::RecvTimeoutError::Timeout) => Some(batch::Next::Waiting),
     })
 }

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use crate::backend::{Backend, Finished, Method, ProcessPool, Shared, Task, ThreadPool};
 use crate::callback::Callback;
 use crate::error::{Error, Result};
-use crate::job::{Job, JobId, JobStatus};
+use crate::job::{Job, JobId};
 use crate::sandbox::{JobControl, LoadedModule, Policy, RunFunction, Signals};
 use crate::storage::{MemoryStorage, Storage};
 
@@ -257,27 +257,24 @@ impl Evaluator {
     }
 
     /// Submits configurations (JSON objects); each job starts as soon as a worker is free.
-    /// Returns the new job ids. Past the maximum set by
-    /// [`set_maximum_num_jobs_submitted`](Self::set_maximum_num_jobs_submitted), the jobs
-    /// before it stay submitted and `MaximumJobsSpawnReached` is returned.
+    /// Returns the new job ids: contiguous, created in the storage in one step. Past the
+    /// maximum set by [`set_maximum_num_jobs_submitted`](Self::set_maximum_num_jobs_submitted),
+    /// the jobs before it are submitted and `MaximumJobsSpawnReached` is returned.
     pub fn submit<I>(&mut self, configs: I) -> Result<Vec<JobId>>
     where
         I: IntoIterator,
         I::Item: Into<Value>,
     {
-        let mut ids = Vec::new();
-        for config in configs {
-            let config = match config.into() {
-                Value::Object(map) => map,
-                other => {
-                    return Err(Error::Option(format!(
-                        "a configuration must be a JSON object, got {other}"
-                    )));
-                }
-            };
-            ids.push(self.submit_one(config, None)?);
-        }
-        Ok(ids)
+        let configs = configs
+            .into_iter()
+            .map(|config| match config.into() {
+                Value::Object(map) => Ok((None, map)),
+                other => Err(Error::Option(format!(
+                    "a configuration must be a JSON object, got {other}"
+                ))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.submit_all(configs)
     }
 
     /// Submits configurations with their position in an input, so that a resumed search can
@@ -286,22 +283,34 @@ impl Evaluator {
         &mut self,
         inputs: impl IntoIterator<Item = (u64, Map<String, Value>)>,
     ) -> Result<Vec<JobId>> {
-        let mut ids = Vec::new();
-        for (pos, config) in inputs {
-            ids.push(self.submit_one(config, Some(pos))?);
-        }
-        Ok(ids)
+        self.submit_all(inputs.into_iter().map(|(p, c)| (Some(p), c)).collect())
     }
 
-    fn submit_one(&mut self, config: Map<String, Value>, input: Option<u64>) -> Result<JobId> {
-        if let Some(max) = self.max_submitted
-            && self.num_jobs_submitted() >= max
-        {
-            return Err(Error::MaximumJobsSpawnReached(max));
+    fn submit_all(
+        &mut self,
+        mut configs: Vec<(Option<u64>, Map<String, Value>)>,
+    ) -> Result<Vec<JobId>> {
+        let mut over = None;
+        if let Some(max) = self.max_submitted {
+            let room = max.saturating_sub(self.num_jobs_submitted());
+            if configs.len() > room {
+                configs.truncate(room);
+                over = Some(Error::MaximumJobsSpawnReached(max));
+            }
         }
-        let id = self.storage.create_new_job(&self.search_id)?;
-        self.storage.store_job_in(&id, &config)?;
-        self.storage.store_job_status(&id, JobStatus::Ready)?;
+        let (inputs, maps): (Vec<_>, Vec<_>) = configs.into_iter().unzip();
+        let ids = self.storage.create_new_jobs(&self.search_id, &maps)?;
+        for ((input, config), id) in inputs.into_iter().zip(maps).zip(&ids) {
+            self.launch(id.clone(), config, input)?;
+        }
+        match over {
+            Some(e) => Err(e),
+            None => Ok(ids),
+        }
+    }
+
+    /// Starts the job `id` (created in the storage) on `config`.
+    fn launch(&mut self, id: JobId, config: Map<String, Value>, input: Option<u64>) -> Result<()> {
         let hash = input.map(|_| crate::resume::config_hash(&config));
         let mut job = Job::new(id.clone(), config);
         let ts = self.shared.origin.now();
@@ -327,9 +336,9 @@ impl Evaluator {
             control: control.clone(),
         });
         self.pending.insert(id.clone(), Pending { job, control });
-        self.own.insert(id.clone());
+        self.own.insert(id);
         self.submitted += 1;
-        Ok(id)
+        Ok(())
     }
 
     /// Waits for jobs (see [`Gather`]) and returns them, with the jobs other evaluators of

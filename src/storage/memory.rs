@@ -68,6 +68,23 @@ impl Storage for MemoryStorage {
         })
     }
 
+    fn create_new_jobs(
+        &self,
+        search_id: &str,
+        configs: &[Map<String, Value>],
+    ) -> Result<Vec<JobId>> {
+        self.with_search(search_id, |s| {
+            configs
+                .iter()
+                .map(|config| {
+                    let id = JobId::new(search_id, s.jobs.len() as u64);
+                    s.jobs.push(Job::new(id.clone(), config.clone()));
+                    id
+                })
+                .collect()
+        })
+    }
+
     fn store_search_value(&self, search_id: &str, key: &str, value: Value) -> Result<()> {
         self.with_search(search_id, |s| {
             s.values.insert(key.to_string(), value);

@@ -21,6 +21,23 @@ pub trait Storage: Send + Sync {
     fn create_new_search(&self) -> Result<String>;
     /// Creates a job in `search_id` and returns its id (`"<search>.<n>"`).
     fn create_new_job(&self, search_id: &str) -> Result<JobId>;
+    /// Creates one READY job per configuration in `search_id`, in one step: the ids are
+    /// contiguous and follow the search's last id, whatever other evaluators of the storage
+    /// create at the same time, and every id has its row, holding its configuration.
+    fn create_new_jobs(
+        &self,
+        search_id: &str,
+        configs: &[Map<String, Value>],
+    ) -> Result<Vec<JobId>> {
+        configs
+            .iter()
+            .map(|config| {
+                let id = self.create_new_job(search_id)?;
+                self.store_job_in(&id, config)?;
+                Ok(id)
+            })
+            .collect()
+    }
     /// Stores a value attached to the search.
     fn store_search_value(&self, search_id: &str, key: &str, value: Value) -> Result<()>;
     /// Loads a value attached to the search.

@@ -41,9 +41,6 @@ pub const COMMIT_WINDOW: Duration = Duration::from_millis(10);
 /// How often the owner of running jobs renews their heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// Job numbers reserved at a time.
-const ID_BLOCK: i64 = 256;
-
 const SCHEMA: &str = "
 CREATE TABLE searches (id INTEGER PRIMARY KEY, job_counter INTEGER NOT NULL);
 CREATE TABLE search_values (search_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -97,7 +94,6 @@ struct Inner {
     pending: Mutex<Pending>,
     wake: Condvar,
     stop: AtomicBool,
-    blocks: Mutex<HashMap<i64, (i64, i64)>>,
     failed: Mutex<Option<String>>,
 }
 
@@ -157,7 +153,6 @@ impl SqliteStorage {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
-            blocks: Mutex::new(HashMap::new()),
             failed: Mutex::new(None),
         });
         let i = inner.clone();
@@ -452,31 +447,63 @@ impl Storage for SqliteStorage {
     }
 
     fn create_new_job(&self, search_id: &str) -> Result<JobId> {
+        let mut ids = self.create_new_jobs(search_id, &[Map::new()])?;
+        Ok(ids.remove(0))
+    }
+
+    fn create_new_jobs(
+        &self,
+        search_id: &str,
+        configs: &[Map<String, Value>],
+    ) -> Result<Vec<JobId>> {
         let sid = parse_search(search_id)?;
-        let mut blocks = self.inner.blocks.lock().unwrap();
-        let block = blocks.entry(sid).or_insert((0, 0));
-        if block.0 == block.1 {
-            let conn = self.inner.conn.lock().unwrap();
-            let end: Option<i64> = conn
+        let count = configs.len() as i64;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let texts: Vec<String> = configs
+            .iter()
+            .map(|c| serde_json::to_string(c).unwrap_or_else(|_| "{}".into()))
+            .collect();
+        let mut conn = self.inner.conn.lock().unwrap();
+        // The counter and the rows in one write transaction: ids are contiguous across every
+        // process of the file, and none is left without its row.
+        let end = retry_busy(|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let end: Option<i64> = tx
                 .query_row(
-                    "UPDATE searches SET job_counter = job_counter + ?2 WHERE id = ?1 RETURNING job_counter",
-                    params![sid, ID_BLOCK],
+                    "UPDATE searches SET job_counter = job_counter + ?2 WHERE id = ?1 \
+                     RETURNING job_counter",
+                    params![sid, count],
                     |r| r.get(0),
                 )
-                .optional()
-                .map_err(|e| self.inner.error(e))?;
-            let end = end.ok_or_else(|| Error::UnknownSearch(search_id.to_string()))?;
-            *block = (end - ID_BLOCK, end);
-        }
-        let n = block.0;
-        block.0 += 1;
-        drop(blocks);
-        let id = JobId::new(search_id, n as u64);
-        self.buffer(&id, |d| {
-            d.status = Some(JobStatus::Ready as i64);
-            d.owned = true;
-        })?;
-        Ok(id)
+                .optional()?;
+            let Some(end) = end else { return Ok(None) };
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO jobs (search_id, n, status, config, metadata, intermediate, log, \
+                     owner, heartbeat) VALUES (?1, ?2, ?3, ?4, '{}', '[]', '', ?5, ?6)",
+                )?;
+                let now = now_secs();
+                for (i, text) in texts.iter().enumerate() {
+                    insert.execute(params![
+                        sid,
+                        end - count + i as i64,
+                        JobStatus::Ready as i64,
+                        text,
+                        self.inner.owner,
+                        now
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(Some(end))
+        })
+        .map_err(|e| self.inner.error(e))?
+        .ok_or_else(|| Error::UnknownSearch(search_id.to_string()))?;
+        Ok((end - count..end)
+            .map(|n| JobId::new(search_id, n as u64))
+            .collect())
     }
 
     fn store_search_value(&self, search_id: &str, key: &str, value: Value) -> Result<()> {

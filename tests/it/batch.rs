@@ -21,7 +21,7 @@ fn a_long_stream_never_holds_more_than_the_window() {
         *p.lock().unwrap() += 1;
         let mut m = Map::new();
         m.insert("x0".into(), Value::from(i));
-        Ok::<_, String>(m)
+        batch::Next::Config(Ok::<_, String>(m))
     });
     let options = batch::Options {
         window: Some(32),
@@ -54,7 +54,8 @@ fn an_input_error_cancels_the_jobs_in_flight_and_max_jobs_stops_early() {
         .num_workers(2)
         .build()
         .unwrap();
-    let configs = (0..3).map(|i| if i < 2 { Ok(Map::new()) } else { Err("line 3") });
+    let configs =
+        (0..3).map(|i| batch::Next::Config(if i < 2 { Ok(Map::new()) } else { Err("line 3") }));
     let mut statuses = Vec::new();
     let (end, counts) = batch::run(
         &mut evaluator,
@@ -78,7 +79,7 @@ fn an_input_error_cancels_the_jobs_in_flight_and_max_jobs_stops_early() {
     assert_eq!(statuses, [wasmeval::JobStatus::Cancelled; 2]);
 
     let mut evaluator = builder(guest("sum")).build().unwrap();
-    let configs = std::iter::repeat_with(|| Ok::<_, String>(Map::new()));
+    let configs = std::iter::repeat_with(|| batch::Next::Config(Ok::<_, String>(Map::new())));
     let options = batch::Options {
         max_jobs: Some(10),
         ..Default::default()
