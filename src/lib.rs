@@ -53,6 +53,7 @@ pub mod float;
 pub mod input;
 pub mod ipc;
 pub mod job;
+pub mod monotonic;
 pub mod origin;
 pub mod output;
 pub mod resume;

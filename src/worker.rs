@@ -196,7 +196,8 @@ pub(crate) enum FromWorker {
     Done { seq: u64, output: WireOutput },
 }
 
-/// A [`RunOutput`] on the wire: instants become durations.
+/// A [`RunOutput`] on the wire: its instants as `CLOCK_MONOTONIC` nanoseconds (see
+/// [`crate::monotonic`]).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct WireOutput {
     result: std::result::Result<String, Failure>,
@@ -205,15 +206,16 @@ pub(crate) struct WireOutput {
     log: String,
     truncated: bool,
     fuel_used: Option<u64>,
-    ran: Duration,
-    ended_ago: Duration,
+    started: u64,
+    ended: u64,
 }
 
 impl WireOutput {
     fn from_output(out: RunOutput) -> WireOutput {
+        let clock = crate::monotonic::Reading::now();
         WireOutput {
-            ran: out.ended - out.started,
-            ended_ago: out.ended.elapsed(),
+            started: clock.to_nanos(out.started),
+            ended: clock.to_nanos(out.ended),
             result: out.result,
             records: out.records,
             log: out.log,
@@ -224,20 +226,20 @@ impl WireOutput {
 
     /// How long the job ran.
     pub(crate) fn ran(&self) -> Duration {
-        self.ran
+        Duration::from_nanos(self.ended.saturating_sub(self.started))
     }
 
-    /// The output, with instants rebuilt relative to `received`.
-    pub(crate) fn into_output(self, received: Instant) -> RunOutput {
-        let ended = received.checked_sub(self.ended_ago).unwrap_or(received);
+    /// The output, its instants those of this process.
+    pub(crate) fn into_output(self) -> RunOutput {
+        let clock = crate::monotonic::Reading::now();
         RunOutput {
             result: self.result,
             records: self.records,
             log: self.log,
             truncated: self.truncated,
             fuel_used: self.fuel_used,
-            started: ended.checked_sub(self.ran).unwrap_or(ended),
-            ended,
+            started: clock.to_instant(self.started),
+            ended: clock.to_instant(self.ended),
         }
     }
 }

@@ -371,7 +371,7 @@ fn supervise(pool: &Pool, i: usize, mut first: Option<Sender<Result<(), String>>
                 sent
             };
             pool.notify_room();
-            pool.finish(sent.queued.task, output.into_output(received));
+            pool.finish(sent.queued.task, output.into_output());
         }
         // The worker is gone (or spoke out of turn): reap it and settle its jobs.
         let (in_flight, killed) = {

@@ -256,3 +256,52 @@ fn workers_exit_when_the_parent_is_killed() {
         wait_until("the orphaned worker exits", || !alive(pid));
     }
 }
+
+#[test]
+fn job_times_come_from_the_worker_so_at_most_num_workers_jobs_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let lines: Vec<String> = (0..3000).map(|i| format!("{{\"x0\": {i}}}")).collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .env("WASMEVAL_STORAGE", "memory")
+        .arg("run")
+        .arg(guest("sum"))
+        .args([
+            "--method",
+            "process",
+            "--workers",
+            "2",
+            "--progress",
+            "never",
+        ])
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // (time, +1 at a start, -1 at an end); ends first at equal times.
+    let mut events: Vec<(f64, i32)> = Vec::new();
+    for line in std::fs::read_to_string(&out).unwrap().lines() {
+        let job: serde_json::Value = serde_json::from_str(line).unwrap();
+        let meta = &job["metadata"];
+        let (start, end) = (
+            meta["timestamp_start"].as_f64().unwrap(),
+            meta["timestamp_end"].as_f64().unwrap(),
+        );
+        assert!(start <= end, "{meta}");
+        events.extend([(start, 1), (end, -1)]);
+    }
+    assert_eq!(events.len(), 6000);
+    events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut running, mut most) = (0, 0);
+    for (_, step) in events {
+        running += step;
+        most = most.max(running);
+    }
+    // Was up to 10 with 2 workers: start and end were rebuilt from when the parent read them.
+    assert!(most <= 2, "{most} jobs at once on 2 workers");
+}
