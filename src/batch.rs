@@ -21,7 +21,7 @@
 //! # Ok::<(), wasmeval::Error>(())
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 
 use crate::error::Result;
 use crate::evaluator::Evaluator;
-use crate::job::Job;
+use crate::job::{Job, JobId};
 
 /// What an input gives next.
 #[derive(Debug)]
@@ -51,6 +51,9 @@ pub struct Options {
     /// Skip the configurations whose (input position, [`crate::resume::config_hash`]) is in
     /// this set: those that finished in the search being resumed.
     pub skip: HashSet<(u64, String)>,
+    /// Run the configurations whose (input position, hash) is a key here again under the job
+    /// id it maps to: those that did not finish in the search being resumed.
+    pub rerun: HashMap<(u64, String), JobId>,
 }
 
 /// Why a batch ended.
@@ -117,15 +120,16 @@ pub fn run<E>(
         if evaluator.time_left().is_some_and(|t| t <= 0.0) {
             break End::TimedOut { next: pos };
         }
-        let mut chunk = Vec::new();
+        let (mut chunk, mut rerun) = (Vec::new(), Vec::new());
         let mut failed = None;
         while !input_done && evaluator.num_pending() <= refill_below {
-            if evaluator.num_pending() + chunk.len() >= window {
+            let read = (chunk.len() + rerun.len()) as u64;
+            if evaluator.num_pending() as u64 + read >= window as u64 {
                 break;
             }
             if options
                 .max_jobs
-                .is_some_and(|m| counts.submitted + chunk.len() as u64 >= m)
+                .is_some_and(|m| counts.submitted + read >= m)
             {
                 input_done = true;
                 break;
@@ -140,17 +144,24 @@ pub fn run<E>(
                 Some(Next::Config(Ok(config))) => {
                     let p = pos;
                     pos += 1;
-                    if !options.skip.is_empty()
-                        && options
-                            .skip
-                            .contains(&(p, crate::resume::config_hash(&config)))
-                    {
-                        counts.skipped += 1;
-                        continue;
+                    if !options.skip.is_empty() || !options.rerun.is_empty() {
+                        let key = (p, crate::resume::config_hash(&config));
+                        if options.skip.contains(&key) {
+                            counts.skipped += 1;
+                            continue;
+                        }
+                        if let Some(id) = options.rerun.get(&key) {
+                            rerun.push((id.clone(), p, config));
+                            continue;
+                        }
                     }
                     chunk.push((p, config));
                 }
             }
+        }
+        if !rerun.is_empty() {
+            counts.submitted += rerun.len() as u64;
+            evaluator.rerun_inputs(rerun)?;
         }
         if !chunk.is_empty() {
             counts.submitted += chunk.len() as u64;

@@ -4,14 +4,14 @@
 //! or policy is refused, and so is a resume of a search that another evaluator is still
 //! running (its jobs' heartbeat is younger than [`LEASE`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::job::{Failure, FailureKind, Job, JobStatus};
+use crate::job::{Failure, FailureKind, Job, JobId, JobStatus};
 use crate::sandbox::Policy;
 use crate::storage::Storage;
 
@@ -103,16 +103,31 @@ pub fn latest_search_of(storage: &dyn Storage, module_sha256: &str) -> Result<Op
     Ok(None)
 }
 
-/// The (input position, hash) of every configuration of the search that finished DONE.
-pub fn finished_inputs(storage: &dyn Storage, search_id: &str) -> Result<HashSet<(u64, String)>> {
-    let mut done = HashSet::new();
+/// What a resume finds in the search it resumes, by (input position, hash) of configuration.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Configurations that finished DONE: skipped.
+    pub finished: HashSet<(u64, String)>,
+    /// Configurations whose job did not finish (cancelled, or abandoned by a dead evaluator):
+    /// run again under that job's id.
+    pub unfinished: HashMap<(u64, String), JobId>,
+}
+
+/// The configurations of the search that finished DONE, and the jobs of those that did not.
+pub fn inputs(storage: &dyn Storage, search_id: &str) -> Result<Inputs> {
+    let mut found = Inputs::default();
     storage.for_each_job(search_id, &mut |job| {
-        if job.status == JobStatus::Done && job.objective.is_some() {
-            done.extend(input_of(&job));
+        if let Some(input) = input_of(&job) {
+            if job.status == JobStatus::Done && job.objective.is_some() {
+                found.unfinished.remove(&input);
+                found.finished.insert(input);
+            } else if !found.finished.contains(&input) {
+                found.unfinished.insert(input, job.id);
+            }
         }
         Ok(())
     })?;
-    Ok(done)
+    Ok(found)
 }
 
 fn input_of(job: &Job) -> Option<(u64, String)> {

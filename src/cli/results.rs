@@ -49,10 +49,18 @@ fn show(args: ResultsArgs) -> Result<(), String> {
     }
     let storage = crate::storage::open(&args.storage).map_err(|e| format!("--storage: {e}"))?;
     if let Some(id) = args.job {
-        let job = storage.load_job(&JobId(id)).map_err(|e| e.to_string())?;
+        let id = JobId(id);
+        let job = storage.load_job(&id).map_err(|e| e.to_string())?;
+        let mut shown = job.to_json();
+        // Earlier attempts of a job that a resume ran again, oldest first.
+        let attempts = storage.load_attempts(&id).map_err(|e| e.to_string())?;
+        if let (false, Some(fields)) = (attempts.is_empty(), shown.as_object_mut()) {
+            let attempts = attempts.iter().map(|a| a.to_json()).collect();
+            fields.insert("attempts".into(), serde_json::Value::Array(attempts));
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(&job.to_json()).unwrap_or_default()
+            serde_json::to_string_pretty(&shown).unwrap_or_default()
         );
         return Ok(());
     }

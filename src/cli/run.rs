@@ -287,8 +287,10 @@ fn evaluate(
         ..Default::default()
     };
     if args.resume {
-        options.skip = crate::resume::finished_inputs(&*storage, &search)?;
         crate::resume::cancel_unfinished(&*storage, &search)?;
+        let inputs = crate::resume::inputs(&*storage, &search)?;
+        options.skip = inputs.finished;
+        options.rerun = inputs.unfinished;
     }
     let to_run = total.map(|n| {
         let n = n.saturating_sub(options.skip.len() as u64);

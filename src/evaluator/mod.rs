@@ -286,6 +286,27 @@ impl Evaluator {
         self.submit_all(inputs.into_iter().map(|(p, c)| (Some(p), c)).collect())
     }
 
+    /// Runs jobs of this search again under their ids (see [`Storage::restart_job`]): each
+    /// with its input position and configuration, as a resume does for the configurations
+    /// that did not finish.
+    pub fn rerun_inputs(
+        &mut self,
+        jobs: impl IntoIterator<Item = (JobId, u64, Map<String, Value>)>,
+    ) -> Result<Vec<JobId>> {
+        let mut ids = Vec::new();
+        for (id, pos, config) in jobs {
+            if let Some(max) = self.max_submitted
+                && self.num_jobs_submitted() >= max
+            {
+                return Err(Error::MaximumJobsSpawnReached(max));
+            }
+            self.storage.restart_job(&id)?;
+            self.launch(id.clone(), config, Some(pos))?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
     fn submit_all(
         &mut self,
         mut configs: Vec<(Option<u64>, Map<String, Value>)>,

@@ -14,6 +14,7 @@ struct Search {
     values: Map<String, Value>,
     jobs: Vec<Job>,
     finished: Vec<u64>,
+    attempts: std::collections::HashMap<u64, Vec<Job>>,
 }
 
 /// Searches and jobs in memory. Share one between evaluators with an `Arc`.
@@ -82,6 +83,27 @@ impl Storage for MemoryStorage {
                     id
                 })
                 .collect()
+        })
+    }
+
+    fn restart_job(&self, job_id: &JobId) -> Result<()> {
+        let earlier = self.with_job(job_id, |j, _| {
+            let fresh = Job::new(j.id.clone(), j.config.clone());
+            let mut earlier = std::mem::replace(j, fresh);
+            earlier.config = Map::new();
+            earlier
+        })?;
+        self.with_search(job_id.search(), |s| {
+            s.attempts.entry(job_id.number()).or_default().push(earlier)
+        })
+    }
+
+    fn load_attempts(&self, job_id: &JobId) -> Result<Vec<Job>> {
+        self.with_search(job_id.search(), |s| {
+            s.attempts
+                .get(&job_id.number())
+                .cloned()
+                .unwrap_or_default()
         })
     }
 

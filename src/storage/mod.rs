@@ -38,6 +38,13 @@ pub trait Storage: Send + Sync {
             })
             .collect()
     }
+    /// Starts a finished or abandoned job over under the same id: its outcome so far (status,
+    /// objective, metadata, series, log) is kept apart as an earlier attempt (see
+    /// [`load_attempts`](Self::load_attempts)), and the job is READY again with its
+    /// configuration, owned by this storage. A resume runs a configuration again this way.
+    fn restart_job(&self, job_id: &JobId) -> Result<()>;
+    /// The earlier attempts of a job, oldest first (their configuration left empty).
+    fn load_attempts(&self, job_id: &JobId) -> Result<Vec<Job>>;
     /// Stores a value attached to the search.
     fn store_search_value(&self, search_id: &str, key: &str, value: Value) -> Result<()>;
     /// Loads a value attached to the search.

@@ -33,7 +33,7 @@ use crate::output::Objective;
 use crate::storage::Storage;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The longest a write waits before it is committed.
 pub const COMMIT_WINDOW: Duration = Duration::from_millis(10);
@@ -50,6 +50,13 @@ CREATE TABLE jobs (search_id INTEGER NOT NULL, n INTEGER NOT NULL, status INTEGE
     log TEXT NOT NULL, owner TEXT, heartbeat REAL, PRIMARY KEY (search_id, n));
 CREATE TABLE completions (seq INTEGER PRIMARY KEY AUTOINCREMENT, search_id INTEGER NOT NULL,
     n INTEGER NOT NULL, UNIQUE (search_id, n));
+";
+
+/// Version 2: the earlier attempts of jobs run again by a resume.
+const ATTEMPTS: &str = "
+CREATE TABLE attempts (search_id INTEGER NOT NULL, n INTEGER NOT NULL, attempt INTEGER NOT NULL,
+    status INTEGER NOT NULL, objective TEXT, metadata TEXT NOT NULL, intermediate TEXT NOT NULL,
+    log TEXT NOT NULL, PRIMARY KEY (search_id, n, attempt));
 ";
 
 const UPSERT: &str = "
@@ -240,8 +247,14 @@ fn check_schema(conn: &mut Connection) -> rusqlite::Result<Option<String>> {
                     "this SQLite file is not a wasmeval storage (it has tables but no wasmeval schema version)".into(),
                 ));
             }
-            tx.execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))?;
+            tx.execute_batch(&format!(
+                "{SCHEMA} {ATTEMPTS} PRAGMA user_version = {SCHEMA_VERSION};"
+            ))?;
         }
+        // Version 1 lacks only the attempts table.
+        1 => tx.execute_batch(&format!(
+            "{ATTEMPTS} PRAGMA user_version = {SCHEMA_VERSION};"
+        ))?,
         other => {
             return Ok(Some(format!(
                 "the storage has schema version {other}, and this wasmeval reads version {SCHEMA_VERSION}"
@@ -504,6 +517,59 @@ impl Storage for SqliteStorage {
         Ok((end - count..end)
             .map(|n| JobId::new(search_id, n as u64))
             .collect())
+    }
+
+    fn restart_job(&self, job_id: &JobId) -> Result<()> {
+        let (sid, n) = job_key(job_id)?;
+        self.inner.flush()?;
+        let mut conn = self.inner.conn.lock().unwrap();
+        let found = retry_busy(|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let copied = tx.execute(
+                "INSERT INTO attempts (search_id, n, attempt, status, objective, metadata, \
+                 intermediate, log) SELECT search_id, n, (SELECT count(*) FROM attempts \
+                 WHERE search_id = ?1 AND n = ?2), status, objective, metadata, intermediate, \
+                 log FROM jobs WHERE search_id = ?1 AND n = ?2",
+                params![sid, n],
+            )?;
+            tx.execute(
+                "UPDATE jobs SET status = ?3, objective = NULL, metadata = '{}', \
+                 intermediate = '[]', log = '', owner = ?4, heartbeat = ?5 \
+                 WHERE search_id = ?1 AND n = ?2",
+                params![
+                    sid,
+                    n,
+                    JobStatus::Ready as i64,
+                    self.inner.owner,
+                    now_secs()
+                ],
+            )?;
+            tx.execute(
+                "DELETE FROM completions WHERE search_id = ?1 AND n = ?2",
+                params![sid, n],
+            )?;
+            tx.commit()?;
+            Ok(copied == 1)
+        })
+        .map_err(|e| self.inner.error(e))?;
+        if found {
+            Ok(())
+        } else {
+            Err(Error::Storage(format!("unknown job id {job_id}")))
+        }
+    }
+
+    fn load_attempts(&self, job_id: &JobId) -> Result<Vec<Job>> {
+        let (sid, n) = job_key(job_id)?;
+        let search = job_id.search().to_string();
+        self.read(|c| {
+            let mut q = c.prepare_cached(
+                "SELECT n, status, '{}', objective, metadata, intermediate, log FROM attempts \
+                 WHERE search_id = ?1 AND n = ?2 ORDER BY attempt",
+            )?;
+            q.query_map(params![sid, n], |r| row_to_job(&search, r))?
+                .collect()
+        })
     }
 
     fn store_search_value(&self, search_id: &str, key: &str, value: Value) -> Result<()> {

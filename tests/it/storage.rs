@@ -4,7 +4,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Map, json};
 use wasmeval::storage::SCHEMA_VERSION;
 use wasmeval::{Gather, Job, JobId, JobStatus, Method, Objective, SqliteStorage, Storage};
 
@@ -77,6 +77,50 @@ fn the_storage_trait_round_trips_through_the_file() {
 }
 
 #[test]
+fn a_restarted_job_keeps_its_id_and_its_earlier_attempt_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("attempts.sqlite");
+    // A file of schema version 1 (no attempts table) is brought up to date.
+    drop(SqliteStorage::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE attempts; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+    let storages: [Arc<dyn Storage>; 2] = [
+        Arc::new(wasmeval::MemoryStorage::new()),
+        Arc::new(SqliteStorage::open(&path).unwrap()),
+    ];
+    for s in storages {
+        let search = s.create_new_search().unwrap();
+        let config = json!({"x": 1}).as_object().unwrap().clone();
+        let ids = s.create_new_jobs(&search, std::slice::from_ref(&config)).unwrap();
+        let mut first = Job::new(ids[0].clone(), Map::new());
+        first.status = JobStatus::Cancelled;
+        first.objective = Some(Objective::Failure("F_CANCELLED".into()));
+        s.store_job_done(&first).unwrap();
+        let (_, cursor) = s.finished_since(&search, 0).unwrap();
+        s.restart_job(&ids[0]).unwrap();
+        let again = s.load_job(&ids[0]).unwrap();
+        assert_eq!(again.status, JobStatus::Ready);
+        assert_eq!((again.objective, again.config), (None, config));
+        let attempts = s.load_attempts(&ids[0]).unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].status, JobStatus::Cancelled);
+        let mut second = Job::new(ids[0].clone(), Map::new());
+        second.objective = Some(Objective::Value(2.0));
+        second.status = JobStatus::Done;
+        s.store_job_done(&second).unwrap();
+        // Finished again: other evaluators see it again.
+        assert_eq!(s.finished_since(&search, cursor).unwrap().0, ids);
+        assert_eq!(s.load_all_job_ids(&search).unwrap(), ids);
+        assert_eq!(
+            s.load_job(&ids[0]).unwrap().objective,
+            Some(Objective::Value(2.0))
+        );
+    }
+}
+
+#[test]
 fn files_of_another_version_or_kind_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let future = dir.path().join("future.sqlite");
@@ -87,7 +131,8 @@ fn files_of_another_version_or_kind_are_refused_by_name() {
     drop(conn);
     let err = SqliteStorage::open(&future).err().unwrap().to_string();
     assert!(
-        err.contains("future.sqlite") && err.contains("schema version 2"),
+        err.contains("future.sqlite")
+            && err.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
         "{err}"
     );
 
@@ -431,30 +476,33 @@ fn a_killed_run_resumes_without_running_a_finished_configuration_twice() {
     );
     let s = SqliteStorage::open(&db).unwrap();
     let jobs = s.load_search("0").unwrap();
-    for pos in 0..6u64 {
-        let done: Vec<&Job> = jobs
-            .iter()
-            .filter(|j| j.status == JobStatus::Done && j.metadata["_input_pos"] == pos)
-            .collect();
-        assert_eq!(done.len(), 1, "position {pos}: {jobs:?}");
+    // Each configuration has one job, DONE, under the id it got in the first run: the three
+    // that did not finish were run again under their ids (was: new ids, and the abandoned
+    // jobs left in the search as CANCELLED rows).
+    assert_eq!(jobs.len(), 6, "{jobs:?}");
+    for (pos, job) in jobs.iter().enumerate() {
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        assert_eq!(job.metadata["_input_pos"], pos as u64);
+        assert_eq!(job.id.number(), pos as u64);
+        let attempts = s.load_attempts(&job.id).unwrap();
         if pos < 3 {
-            assert_eq!(
-                done[0].id.number(),
-                pos,
+            assert!(
+                attempts.is_empty(),
                 "finished in the first run, not run again"
             );
+        } else {
+            assert_eq!(attempts.len(), 1, "{attempts:?}");
+            assert_eq!(attempts[0].status, JobStatus::Cancelled);
         }
     }
-    let cancelled = jobs
-        .iter()
-        .filter(|j| j.status == JobStatus::Cancelled)
-        .count();
-    assert_eq!(
-        cancelled, 3,
-        "the interrupted and the queued jobs of the first run"
-    );
     let text = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(text.lines().count(), 1 + 9);
+    assert_eq!(text.lines().count(), 1 + 6);
+    let shown = wasmeval(&["results", "--storage", &storage, "--job", "0.3"])
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["status"], "DONE", "{shown}");
+    assert_eq!(shown["attempts"][0]["status"], "CANCELLED", "{shown}");
     assert!(
         !text.lines().next().unwrap().contains("_input"),
         "hidden keys stay hidden"
