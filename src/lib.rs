@@ -45,6 +45,7 @@
 pub mod backend;
 pub mod batch;
 pub mod callback;
+pub mod child;
 pub mod cli;
 pub mod error;
 pub mod evaluator;

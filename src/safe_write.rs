@@ -87,7 +87,7 @@ pub fn create(path: &Path) -> io::Result<File> {
 fn open_special(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)?;
     if file.metadata()?.is_file() {
         return Err(io::Error::other(

@@ -1,5 +1,6 @@
 //! Worker processes: the process backend runs jobs in them, and every backend compiles
-//! untrusted modules in one (see [`crate::sandbox::compile`]).
+//! untrusted modules in one (see [`crate::sandbox::compile`]); how they are started and found
+//! is [`crate::child`].
 //!
 //! A program that embeds wasmeval calls [`init`] at the top of `main`: when the process was
 //! started as a worker, `init` runs the worker and exits; otherwise it returns at once and
@@ -12,126 +13,41 @@
 //!     the_program(); // which may create evaluators, with any method
 //! }
 //! ```
-//!
-//! Without `init`, the worker binary is, in order: the one set with [`set_binary`],
-//! `$WASMEVAL_WORKER_BIN`, a `wasmeval` executable next to the current executable or in its
-//! parent directory (as `cargo test` lays them out), then `wasmeval` on the `PATH`.
 
 use std::io::{BufReader, BufWriter, Write};
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::child::{self, COMPILE, RUN};
+pub use crate::child::{binary, set_binary};
 use crate::ipc;
 use crate::job::Failure;
 use crate::sandbox::module::Code;
 use crate::sandbox::{JobControl, JobInput, LoadedModule, Policy, RunOutput, Signals};
 
-/// The environment variable that makes a process a worker; its value is the role.
-pub const ENV: &str = "WASMEVAL_WORKER";
-/// The role of a job-running worker.
-pub const RUN: &str = "run";
-/// The role of a compiling child.
-pub const COMPILE: &str = "compile";
-/// The environment variable holding the parent's pid, so a worker notices an early death.
-pub const PARENT_ENV: &str = "WASMEVAL_PARENT_PID";
-
-static INIT: AtomicBool = AtomicBool::new(false);
-
-fn explicit() -> &'static Mutex<Option<PathBuf>> {
-    static EXPLICIT: OnceLock<Mutex<Option<PathBuf>>> = OnceLock::new();
-    EXPLICIT.get_or_init(|| Mutex::new(None))
-}
-
-/// Runs the worker and exits if this process was started as one; otherwise returns and
-/// marks the current executable as the worker binary. Call it first thing in `main`.
+/// Runs the worker and exits if this process was started as one (in a role of
+/// [`crate::child`]); otherwise returns and marks the current executable as the worker
+/// binary. Call it first thing in `main`.
 pub fn init() {
-    let role = std::env::var(ENV);
+    let role = std::env::var(child::ENV);
     if matches!(role.as_deref(), Ok(RUN) | Ok(COMPILE)) {
-        // Ctrl-C on a terminal reaches the whole process group: the parent decides what
-        // happens to jobs, so workers ignore it.
-        // SAFETY: setting a signal to SIG_IGN has no preconditions.
-        unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+        child::ignore_interrupts();
+        child::watch_parent();
+        let (mut input, mut out) = (std::io::stdin().lock(), std::io::stdout().lock());
+        if !child::answer_hello(&mut input, &mut out) {
+            std::process::exit(2);
+        }
     }
     match role.as_deref() {
         Ok(RUN) => std::process::exit(run_main()),
-        Ok(COMPILE) => {
-            watch_parent();
-            std::process::exit(crate::sandbox::compile::child_main())
-        }
-        _ => INIT.store(true, Ordering::Relaxed),
+        Ok(COMPILE) => std::process::exit(crate::sandbox::compile::child_main()),
+        _ => child::mark_current_exe(),
     }
-}
-
-/// Uses `path` as the worker binary (a program that calls [`init`] first, such as the
-/// `wasmeval` command itself).
-pub fn set_binary(path: impl Into<PathBuf>) {
-    *explicit().lock().unwrap() = Some(path.into());
-}
-
-/// The worker binary, found as the module docs describe.
-pub fn binary() -> Result<PathBuf> {
-    if let Some(p) = explicit().lock().unwrap().clone() {
-        return Ok(p);
-    }
-    let exe = std::env::current_exe().ok();
-    if INIT.load(Ordering::Relaxed)
-        && let Some(exe) = &exe
-    {
-        return Ok(exe.clone());
-    }
-    if let Some(p) = std::env::var_os("WASMEVAL_WORKER_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let beside = exe.iter().flat_map(|e| {
-        let dir = e.parent().map(Path::to_path_buf);
-        let up = dir.as_ref().and_then(|d| d.parent()).map(Path::to_path_buf);
-        [dir, up].into_iter().flatten()
-    });
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    beside
-        .chain(on_path)
-        .map(|d| d.join("wasmeval"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            Error::Sandbox(
-                "no worker binary: call wasmeval::worker::init() at the top of main, or \
-                 wasmeval::worker::set_binary(path), or set WASMEVAL_WORKER_BIN to the \
-                 `wasmeval` command"
-                    .into(),
-            )
-        })
-}
-
-/// Makes this process die with its parent: `PR_SET_PDEATHSIG`, and a check that the parent
-/// named in `WASMEVAL_PARENT_PID` is still the parent (it may have died before the call).
-pub(crate) fn watch_parent() {
-    // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    let expected = std::env::var(PARENT_ENV)
-        .ok()
-        .and_then(|p| p.parse::<i32>().ok());
-    // SAFETY: getppid has no preconditions.
-    if expected.is_some_and(|p| p != unsafe { libc::getppid() }) {
-        std::process::exit(0);
-    }
-}
-
-/// Limits this process's address space to `bytes` (`RLIMIT_AS`).
-pub(crate) fn limit_address_space(bytes: usize) {
-    let limit = libc::rlimit {
-        rlim_cur: bytes as libc::rlim_t,
-        rlim_max: bytes as libc::rlim_t,
-    };
-    // SAFETY: setrlimit reads the struct we pass.
-    unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
 }
 
 /// What the evaluator sends a worker.
@@ -250,7 +166,6 @@ fn deadline(d: Option<Duration>) -> Option<Instant> {
 
 /// The job-running worker: load the module, then run jobs in order until stdin closes.
 fn run_main() -> i32 {
-    watch_parent();
     let mut input = BufReader::new(std::io::stdin());
     // Frames go to fd 1 directly: `Stdout` is line-buffered and would flush at every 0x0a.
     let Ok(fd1) = std::io::stdout().as_fd().try_clone_to_owned() else {

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -221,8 +221,8 @@ impl ProcessPool {
 }
 
 fn kill(pid: u32) {
-    // SAFETY: kill sends a signal to a child we spawned and have not reaped yet.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    // A child we spawned and have not reaped yet; gone already is fine.
+    let _ = crate::child::kill(pid);
 }
 
 impl Pool {
@@ -265,16 +265,11 @@ type Worker = (Child, BufWriter<ChildStdin>, BufReader<ChildStdout>);
 
 /// Starts a worker and waits until it has loaded the module.
 fn spawn(pool: &Pool) -> Result<Worker, String> {
-    let mut child = Command::new(&pool.binary)
-        .env(worker::ENV, worker::RUN)
-        .env(worker::PARENT_ENV, std::process::id().to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start the worker {}: {e}", pool.binary.display()))?;
-    let mut stdin = BufWriter::new(child.stdin.take().expect("piped"));
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let crate::child::Child {
+        process: mut child,
+        mut stdin,
+        mut stdout,
+    } = crate::child::spawn(crate::child::RUN, Stdio::inherit()).map_err(|e| e.to_string())?;
     let m = &pool.shared.module;
     let setup = ToWorker::Setup(Box::new(worker::Setup {
         name: m.name.clone(),
@@ -309,8 +304,7 @@ fn spawn(pool: &Pool) -> Result<Worker, String> {
             let _ = child.kill();
             let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
             Err(format!(
-                "the worker {} did not start ({status}{}); is it a program that calls \
-                 wasmeval::worker::init() first?",
+                "the worker {} did not start ({status}{})",
                 pool.binary.display(),
                 other.err().map(|e| format!(", {e}")).unwrap_or_default()
             ))

@@ -1,35 +1,32 @@
 //! Ctrl-C: the first SIGINT (or SIGTERM) asks the run to stop cleanly; a second one exits at
-//! once.
+//! once (with 128 + the signal's number).
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-static STOP: AtomicBool = AtomicBool::new(false);
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::flag;
 
-extern "C" fn on_signal(signo: libc::c_int) {
-    if STOP.swap(true, Ordering::SeqCst) {
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(128 + signo) };
-    }
-    SIGNAL.store(signo, Ordering::SeqCst);
-}
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+static SIGNAL: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
 
 /// Installs the handlers and returns the flag the first signal sets.
 pub fn install() -> &'static AtomicBool {
-    for signo in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only touches atomics and calls _exit.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signo, &action, std::ptr::null_mut());
-        }
+    let stop = STOP.get_or_init(|| Arc::new(AtomicBool::new(false)));
+    let signal = SIGNAL.get_or_init(|| Arc::new(AtomicUsize::new(0)));
+    for signo in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as the earlier signal left it: set, the
+        // second time, which then exits at once.
+        let _ = flag::register_conditional_shutdown(signo, 128 + signo, stop.clone());
+        let _ = flag::register_usize(signo, signal.clone(), signo as usize);
+        let _ = flag::register(signo, stop.clone());
     }
-    &STOP
+    stop
 }
 
 /// The exit code for the signal received: 130 for Ctrl-C, 143 for SIGTERM.
 pub fn exit_code() -> i32 {
-    128 + SIGNAL.load(Ordering::SeqCst).max(1)
+    let signo = SIGNAL.get().map_or(0, |s| s.load(Ordering::SeqCst));
+    128 + signo.max(1) as i32
 }

@@ -124,7 +124,7 @@ pub fn lookup(dir: &Path, key: &str) -> Option<(CodeInfo, PathBuf)> {
 /// The CRC-32 of a file of `len` bytes, read through a private read-only mapping (the code of
 /// a big guest is tens of MiB; mapping it avoids copying it into this process's heap).
 fn crc32_of_file(file: &fs::File, len: u64) -> Option<u32> {
-    use std::os::fd::AsRawFd;
+    use rustix::mm::{MapFlags, ProtFlags};
     if len == 0 {
         return Some(crc32fast::hash(&[]));
     }
@@ -132,19 +132,17 @@ fn crc32_of_file(file: &fs::File, len: u64) -> Option<u32> {
     // SAFETY: a fresh private read-only mapping of an open file, unmapped below; cache files
     // are never truncated in place (see the module docs), so the bytes stay readable.
     unsafe {
-        let p = libc::mmap(
+        let p = rustix::mm::mmap(
             std::ptr::null_mut(),
             len,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE,
-            file.as_raw_fd(),
+            ProtFlags::READ,
+            MapFlags::PRIVATE,
+            file,
             0,
-        );
-        if p == libc::MAP_FAILED {
-            return None;
-        }
+        )
+        .ok()?;
         let crc = crc32fast::hash(std::slice::from_raw_parts(p.cast::<u8>(), len));
-        libc::munmap(p, len);
+        let _ = rustix::mm::munmap(p, len);
         Some(crc)
     }
 }
@@ -180,8 +178,7 @@ pub fn prepare_dir(dir: &Path) -> bool {
     let Ok(meta) = fs::metadata(dir) else {
         return false;
     };
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
+    let uid = rustix::process::geteuid().as_raw();
     if meta.uid() != uid {
         return false;
     }

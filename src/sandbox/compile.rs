@@ -3,15 +3,14 @@
 //! limit (`RLIMIT_AS`), so a module that is too slow or too big to componentize or compile is
 //! refused with a clear error, and the evaluator lives on (and still hears its signals).
 
-use std::io::{BufReader, BufWriter, Write};
-use std::process::{Command, Stdio};
+use std::io::{BufWriter, Write};
+use std::process::Stdio;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ipc;
 use crate::sandbox::cache::CodeInfo;
 use crate::sandbox::{Policy, admission, componentize, engine};
-use crate::worker;
 
 /// What the compiling child is asked.
 #[derive(Serialize, Deserialize)]
@@ -27,25 +26,15 @@ pub fn compile_bounded(
     wasm: &[u8],
     component: bool,
 ) -> Result<(Vec<u8>, CodeInfo), String> {
-    let binary = worker::binary().map_err(|e| e.to_string())?;
-    let mut child = Command::new(&binary)
-        .env(worker::ENV, worker::COMPILE)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "cannot start the compiler process {}: {e}",
-                binary.display()
-            )
-        })?;
-    let mut stdin = BufWriter::new(child.stdin.take().expect("piped"));
-    let stdout = child.stdout.take().expect("piped");
+    let crate::child::Child {
+        process: mut child,
+        mut stdin,
+        stdout,
+    } = crate::child::spawn(crate::child::COMPILE, Stdio::piped()).map_err(|e| e.to_string())?;
     let stderr = child.stderr.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut out = BufReader::new(stdout);
+        let mut out = stdout;
         let mut buf = Vec::new();
         let answer: Option<Result<CodeInfo, String>> =
             ipc::read_frame(&mut out, &mut buf).ok().flatten();
@@ -117,7 +106,9 @@ pub(crate) fn child_main() -> i32 {
     if !matches!(ipc::read_raw(&mut input, &mut buf), Ok(true)) {
         return 2;
     }
-    worker::limit_address_space(request.policy.compile_memory);
+    if crate::child::limit_address_space(request.policy.compile_memory).is_err() {
+        return 2;
+    }
     let sent = match componentize_and_compile(&request, &buf) {
         Ok((code, info)) => ipc::write_frame(&mut out, &Ok::<CodeInfo, String>(info))
             .and_then(|()| ipc::write_raw(&mut out, &code)),

@@ -150,7 +150,10 @@ fn bad_input_gets_a_clear_error_and_exit_code_2() {
             vec!["run", ackley, "--dir", "::/x"],
             "expected HOST[::GUEST][:rw]".into(),
         ),
-        (vec!["run", ackley, "--resume"], "--search-id".into()),
+        (
+            vec!["run", ackley, "--resume"],
+            "--resume needs a --storage file".into(),
+        ),
         (
             vec!["inspect"],
             "required arguments were not provided".into(),

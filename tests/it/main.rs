@@ -10,6 +10,7 @@ mod cli_run;
 mod commands;
 mod evaluator;
 mod languages;
+mod layering;
 mod loading;
 mod process;
 mod sandbox;

@@ -93,7 +93,9 @@ fn a_restarted_job_keeps_its_id_and_its_earlier_attempt_apart() {
     for s in storages {
         let search = s.create_new_search().unwrap();
         let config = json!({"x": 1}).as_object().unwrap().clone();
-        let ids = s.create_new_jobs(&search, std::slice::from_ref(&config)).unwrap();
+        let ids = s
+            .create_new_jobs(&search, std::slice::from_ref(&config))
+            .unwrap();
         let mut first = Job::new(ids[0].clone(), Map::new());
         first.status = JobStatus::Cancelled;
         first.objective = Some(Objective::Failure("F_CANCELLED".into()));
