@@ -25,7 +25,7 @@ fn load(path: std::path::PathBuf, policy: &Policy) -> LoadedModule {
 
 fn per_job(c: &mut Criterion) {
     let policy = Policy {
-        timeout: Some(Duration::from_secs(10)),
+        job_timeout: Some(Duration::from_secs(10)),
         ..Policy::default()
     };
     let signals = Arc::new(Signals::default());
@@ -76,7 +76,7 @@ fn per_job(c: &mut Criterion) {
 
 fn compute_bound(c: &mut Criterion) {
     let policy = Policy {
-        timeout: Some(Duration::from_secs(60)),
+        job_timeout: Some(Duration::from_secs(60)),
         ..Policy::default()
     };
     let module = load(common::guest("ackley"), &policy);

@@ -531,7 +531,7 @@ fn watchdog(pool: &Pool) {
             let own = pool
                 .shared
                 .policy
-                .timeout
+                .job_timeout
                 .map(|t| (since + t, FailureKind::Timeout));
             let evaluator = pool.signals.deadline().map(|d| (d, FailureKind::Cancelled));
             let late = [own, evaluator]

@@ -32,7 +32,8 @@ pub struct RunArgs {
     /// for `--output -`).
     #[arg(long, value_enum)]
     pub format: Option<export::Format>,
-    /// How jobs run: serial, thread or process (`loky` is an alias of process).
+    /// How jobs run: serial, thread or process (`loky` is an alias of process). The library's
+    /// builder defaults to serial.
     #[arg(long, default_value = "process")]
     pub method: Method,
     /// Number of workers, threads or processes (default: the number of cores).

@@ -1,29 +1,22 @@
-//! Parsers for durations (`500ms`, `2s`, `1m`, `1h`) and sizes (`64MiB`, `1GiB`, `4096`).
+//! Parsers for durations (`500ms`, `2s`, `1m`, `1h30m`, or a bare number of seconds) and
+//! sizes (`64MiB`, `1GiB`, `4096`).
 
 use std::time::Duration;
 
-/// Parses a duration: a number followed by `ms`, `s`, `m` or `h` (seconds when bare).
+/// Parses a duration: humantime's forms (`500ms`, `2s`, `1m`, `1h30m`, `2 days`), or a bare
+/// number of seconds (`1.5`).
 pub fn duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().map_err(|_| {
-        format!("invalid duration `{text}`: expected a number and a unit, like 500ms, 2s or 1m")
-    })?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration `{text}`: unknown unit `{unit}` (use ms, s, m or h)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration `{text}`"))
+    if let Ok(secs) = t.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("invalid duration `{text}`: not a number of seconds"));
+    }
+    humantime::parse_duration(t).map_err(|e| {
+        format!(
+            "invalid duration `{text}`: {e} (write it like 500ms, 2s, 1m or 1h30m; a bare \
+             number is seconds)"
+        )
+    })
 }
 
 /// Parses a size in bytes: a number with an optional unit (`KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`).
@@ -54,8 +47,14 @@ pub fn size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("invalid size `{text}`"))
 }
 
-/// Parses a job's memory cap: a size of at most 4 GiB (a wasm32 memory holds no more).
+/// Parses a job's memory cap: a size with its unit (a bare `512` would be 512 bytes, which no
+/// job fits in), of at most 4 GiB (a wasm32 memory holds no more).
 pub fn memory(text: &str) -> Result<usize, String> {
+    if text.trim().chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "`{text}` has no unit: write the memory cap like 512MiB or 2GiB"
+        ));
+    }
     let bytes = size(text)?;
     if bytes > crate::evaluator::MAX_MEMORY {
         return Err(format!(
@@ -76,12 +75,20 @@ mod tests {
         assert_eq!(duration("1m").unwrap(), Duration::from_secs(60));
         assert_eq!(duration("1.5").unwrap(), Duration::from_millis(1500));
         assert!(duration("soon").is_err());
-        assert!(duration("3 days").is_err());
+        assert_eq!(duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(duration("3 days").unwrap(), Duration::from_secs(3 * 86_400));
+        assert!(duration("-1").is_err());
+        assert!(
+            duration("2 parsecs")
+                .unwrap_err()
+                .contains("a bare number is seconds")
+        );
         assert_eq!(size("64MiB").unwrap(), 64 << 20);
         assert_eq!(size("4096").unwrap(), 4096);
         assert!(size("lots").is_err());
         assert!(size("0").is_err());
         assert_eq!(memory("4GiB").unwrap(), 4 << 30);
+        assert!(memory("512").unwrap_err().contains("no unit"));
         assert!(memory("5GiB").unwrap_err().contains("more than 4GiB"));
     }
 }

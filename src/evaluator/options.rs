@@ -82,7 +82,8 @@ impl EvaluatorBuilder {
         }
     }
 
-    /// Serial (default), thread or process.
+    /// Serial (the library's default: no worker binary needed), thread or process (the
+    /// default of `wasmeval run`, which is its own worker binary).
     pub fn method(mut self, method: Method) -> Self {
         self.method = method;
         self
@@ -119,7 +120,7 @@ impl EvaluatorBuilder {
     }
     /// Wall-clock limit of each job.
     pub fn job_timeout(mut self, timeout: Duration) -> Self {
-        self.options.policy.timeout = Some(timeout);
+        self.options.policy.job_timeout = Some(timeout);
         self
     }
     /// Memory cap of each job, in bytes.

@@ -57,8 +57,10 @@ impl DirGrant {
 /// configuration on stdin). The defaults are finite except the wall-clock limit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
-    /// Wall-clock limit of one job; `None` (the default) means no limit.
-    pub timeout: Option<Duration>,
+    /// Wall-clock limit of one job; `None` (the default) means no limit. (The evaluator's
+    /// own limit, DeepHyper's `timeout`, is [`crate::Evaluator::set_timeout`].)
+    #[serde(rename = "timeout")]
+    pub job_timeout: Option<Duration>,
     /// Maximum linear memory of one job, in bytes (default 512 MiB).
     pub memory: usize,
     /// Maximum table elements of one job (default 1,000,000).
@@ -94,7 +96,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Policy {
         Policy {
-            timeout: None,
+            job_timeout: None,
             memory: 512 * MIB,
             table_elements: 1_000_000,
             fuel: None,

@@ -93,9 +93,9 @@ impl LoadedModule {
     /// Runs one job in a fresh instance under `policy`.
     pub fn run(&self, policy: &Policy, input: JobInput) -> RunOutput {
         let started = Instant::now();
-        let deadline = policy.timeout.map(|t| started + t);
+        let deadline = policy.job_timeout.map(|t| started + t);
         let grace = policy
-            .timeout
+            .job_timeout
             .map_or(Duration::from_secs(1), |t| t / 10)
             .min(Duration::from_secs(1));
         let job = JobState {
@@ -343,7 +343,7 @@ fn classify(
 ) -> Failure {
     match job.stopped_by {
         Some(FailureKind::Timeout) => {
-            let limit = policy.timeout.unwrap_or_default();
+            let limit = policy.job_timeout.unwrap_or_default();
             return Failure::new(
                 FailureKind::Timeout,
                 format!("the job ran past its time limit of {limit:?}"),

@@ -139,8 +139,12 @@ fn bad_input_gets_a_clear_error_and_exit_code_2() {
             "invalid value 'many' for '--max-jobs".into(),
         ),
         (
-            vec!["run", ackley, "--search-timeout", "1y"],
-            "invalid duration `1y`".into(),
+            vec!["run", ackley, "--search-timeout", "2 parsecs"],
+            "invalid duration `2 parsecs`".into(),
+        ),
+        (
+            vec!["run", ackley, "--memory", "512"],
+            "`512` has no unit".into(),
         ),
         (
             vec!["run", ackley, "--kwargs", "[1]"],
