@@ -21,7 +21,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "wasmeval")
+# WASMEVAL_BIN: another build to measure (an older commit's, side by side).
+BIN = os.environ.get("WASMEVAL_BIN", os.path.join(ROOT, "target", "release", "wasmeval"))
 SUM = os.path.join(ROOT, "examples", "guests", "rust", "target", "wasm32-wasip2", "release", "sum.wasm")
 
 

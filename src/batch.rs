@@ -124,7 +124,12 @@ pub fn run<E>(
         let mut failed = None;
         while !input_done && evaluator.num_pending() <= refill_below {
             let read = (chunk.len() + rerun.len()) as u64;
-            if evaluator.num_pending() as u64 + read >= window as u64 {
+            // The first chunk only feeds the workers, so the first jobs start at once.
+            let most = match counts.submitted {
+                0 => evaluator.num_workers().min(window),
+                _ => window,
+            };
+            if evaluator.num_pending() as u64 + read >= most as u64 {
                 break;
             }
             if options
