@@ -293,41 +293,40 @@ impl Evaluator {
         &mut self,
         jobs: impl IntoIterator<Item = (JobId, u64, Map<String, Value>)>,
     ) -> Result<Vec<JobId>> {
-        let mut ids = Vec::new();
+        let mut jobs: Vec<_> = jobs.into_iter().collect();
+        let over = self.keep_within_maximum(&mut jobs);
+        let mut ids = Vec::with_capacity(jobs.len());
         for (id, pos, config) in jobs {
-            if let Some(max) = self.max_submitted
-                && self.num_jobs_submitted() >= max
-            {
-                return Err(Error::MaximumJobsSpawnReached(max));
-            }
             self.storage.restart_job(&id)?;
             self.launch(id.clone(), config, Some(pos))?;
             ids.push(id);
         }
-        Ok(ids)
+        over.map_or(Ok(ids), Err)
+    }
+
+    /// Cuts `items` to what the maximum set by
+    /// [`set_maximum_num_jobs_submitted`](Self::set_maximum_num_jobs_submitted) leaves room
+    /// for; the error to return once they are submitted, if any were cut.
+    fn keep_within_maximum<T>(&self, items: &mut Vec<T>) -> Option<Error> {
+        let max = self.max_submitted?;
+        let room = max.saturating_sub(self.num_jobs_submitted());
+        (items.len() > room).then(|| {
+            items.truncate(room);
+            Error::MaximumJobsSpawnReached(max)
+        })
     }
 
     fn submit_all(
         &mut self,
         mut configs: Vec<(Option<u64>, Map<String, Value>)>,
     ) -> Result<Vec<JobId>> {
-        let mut over = None;
-        if let Some(max) = self.max_submitted {
-            let room = max.saturating_sub(self.num_jobs_submitted());
-            if configs.len() > room {
-                configs.truncate(room);
-                over = Some(Error::MaximumJobsSpawnReached(max));
-            }
-        }
+        let over = self.keep_within_maximum(&mut configs);
         let (inputs, maps): (Vec<_>, Vec<_>) = configs.into_iter().unzip();
         let ids = self.storage.create_new_jobs(&self.search_id, &maps)?;
         for ((input, config), id) in inputs.into_iter().zip(maps).zip(&ids) {
             self.launch(id.clone(), config, input)?;
         }
-        match over {
-            Some(e) => Err(e),
-            None => Ok(ids),
-        }
+        over.map_or(Ok(ids), Err)
     }
 
     /// Starts the job `id` (created in the storage) on `config`.
