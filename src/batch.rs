@@ -3,7 +3,8 @@
 //!
 //! ```no_run
 //! use std::sync::atomic::AtomicBool;
-//! use wasmeval::{Evaluator, batch};
+//! use wasmeval::Evaluator;
+//! use wasmeval::internal::batch;
 //! use serde_json::{Map, Value};
 //!
 //! let mut evaluator = Evaluator::builder("ackley.wasm").build()?;

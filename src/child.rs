@@ -21,8 +21,94 @@ use std::time::Duration;
 use rustix::process::{Pid, Resource, Rlimit, Signal};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
 use crate::ipc;
+
+/// Why a child process could not be started or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChildError {
+    /// No worker binary was found (see the module docs for where it is looked for).
+    #[error(
+        "no worker binary: call wasmeval::worker::init() first thing in your program's main (it \
+         makes the program its own worker), or wasmeval::worker::set_binary(path), or set \
+         WASMEVAL_WORKER_BIN to the `wasmeval` command"
+    )]
+    NoBinary,
+    /// The binary could not be started.
+    #[error("cannot start the worker binary {}: {source}", binary.display())]
+    Spawn {
+        /// The worker binary.
+        binary: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The binary started, but is not a worker of this build.
+    #[error("the worker binary {} {why}", binary.display())]
+    Refused {
+        /// The worker binary.
+        binary: PathBuf,
+        /// What it answered.
+        why: Refused,
+    },
+    /// A worker passed the hello but did not get ready to run jobs.
+    #[error("the worker {} did not start ({status}{})", binary.display(), detail.as_ref().map(|d| format!(", {d}")).unwrap_or_default())]
+    NotStarted {
+        /// The worker binary.
+        binary: PathBuf,
+        /// How it ended.
+        status: String,
+        /// What reading its answer said, if anything.
+        detail: Option<std::io::Error>,
+    },
+    /// A worker could not load the module; its message (it crosses a process boundary).
+    #[error("the worker could not load the module: {0}")]
+    Setup(String),
+    /// The worker pool's supervisor ended before the workers started.
+    #[error("the worker supervisor ended")]
+    Supervisor,
+}
+
+/// What a binary that is not a worker of this build answered to the hello.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Refused {
+    /// A worker of another build or protocol.
+    Version {
+        /// Its build.
+        build: String,
+        /// Its protocol.
+        protocol: u32,
+    },
+    /// Something that is no wasmeval worker; what it did.
+    NotAWorker(String),
+    /// No answer within this time.
+    Silent(Duration),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Version { build, protocol } => write!(
+                f,
+                "is wasmeval {build} (protocol {protocol}), and this program wasmeval {BUILD} \
+                 (protocol {PROTOCOL}): use the `wasmeval` of the same version"
+            ),
+            Refused::NotAWorker(what) => write!(
+                f,
+                "is not a wasmeval worker: it {what}; is it a program that calls \
+                 wasmeval::worker::init() first?"
+            ),
+            Refused::Silent(after) => {
+                write!(
+                    f,
+                    "did not answer within {after:?}; is it a wasmeval worker?"
+                )
+            }
+        }
+    }
+}
+
+type Result<T, E = ChildError> = std::result::Result<T, E>;
 
 /// The environment variable that makes a process a child; its value is the role.
 pub const ENV: &str = "WASMEVAL_WORKER";
@@ -104,14 +190,7 @@ pub fn binary() -> Result<PathBuf> {
         .chain(on_path)
         .map(|d| d.join("wasmeval"))
         .find(|p| p.is_file())
-        .ok_or_else(|| {
-            Error::Sandbox(
-                "no worker binary: call wasmeval::worker::init() first thing in your program's \
-                 main (it makes the program its own worker), or wasmeval::worker::set_binary(path), \
-                 or set WASMEVAL_WORKER_BIN to the `wasmeval` command"
-                    .into(),
-            )
-        })
+        .ok_or(ChildError::NoBinary)
 }
 
 /// A started child, past the hello: its process and its framed pipes.
@@ -136,11 +215,9 @@ pub fn spawn(role: &str, stderr: Stdio) -> Result<Child> {
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
-        .map_err(|e| {
-            Error::Sandbox(format!(
-                "cannot start the worker binary {}: {e}",
-                binary.display()
-            ))
+        .map_err(|source| ChildError::Spawn {
+            binary: binary.clone(),
+            source,
         })?;
     let mut stdin = BufWriter::new(process.stdin.take().expect("piped"));
     let stdout = BufReader::new(process.stdout.take().expect("piped"));
@@ -157,10 +234,13 @@ pub fn spawn(role: &str, stderr: Stdio) -> Result<Child> {
         let answer = ipc::read_frame::<Hello>(&mut stdout, &mut Vec::new());
         let _ = tx.send((answer, stdout));
     });
-    let refuse = |process: &mut std::process::Child, why: String| {
+    let refuse = |process: &mut std::process::Child, why: Refused| {
         let _ = process.kill();
         let _ = process.wait();
-        Error::Sandbox(format!("the worker binary {} {why}", binary.display()))
+        ChildError::Refused {
+            binary: binary.clone(),
+            why,
+        }
     };
     match rx.recv_timeout(HELLO_TIMEOUT) {
         Ok((Ok(Some(Hello::Child { protocol, build })), stdout)) => {
@@ -171,13 +251,7 @@ pub fn spawn(role: &str, stderr: Stdio) -> Result<Child> {
                     stdout,
                 })
             } else {
-                Err(refuse(
-                    &mut process,
-                    format!(
-                        "is wasmeval {build} (protocol {protocol}), and this program wasmeval \
-                         {BUILD} (protocol {PROTOCOL}): use the `wasmeval` of the same version"
-                    ),
-                ))
+                Err(refuse(&mut process, Refused::Version { build, protocol }))
             }
         }
         Ok((answer, _)) => {
@@ -186,18 +260,9 @@ pub fn spawn(role: &str, stderr: Stdio) -> Result<Child> {
                 Ok(Some(other)) => format!("answered {other:?}"),
                 Err(e) => format!("answered something else ({e})"),
             };
-            Err(refuse(
-                &mut process,
-                format!(
-                    "is not a wasmeval worker: it {what}; is it a program that calls \
-                     wasmeval::worker::init() first?"
-                ),
-            ))
+            Err(refuse(&mut process, Refused::NotAWorker(what)))
         }
-        Err(_) => Err(refuse(
-            &mut process,
-            format!("did not answer within {HELLO_TIMEOUT:?}; is it a wasmeval worker?"),
-        )),
+        Err(_) => Err(refuse(&mut process, Refused::Silent(HELLO_TIMEOUT))),
     }
 }
 

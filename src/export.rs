@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::output::Objective;
 use crate::storage::Storage;
@@ -76,16 +76,18 @@ impl Columns {
         self.multi.unwrap_or(1)
     }
 
+    /// An error when there are more than [`MAX_COLUMNS`] columns.
+    pub fn check(&self) -> Result<()> {
+        let count = self.params.order.len() + self.objectives() + 2 + self.metadata.order.len();
+        match count > MAX_COLUMNS {
+            true => Err(Error::TooManyColumns(count)),
+            false => Ok(()),
+        }
+    }
+
     /// Writes the header line; an error when there are more than [`MAX_COLUMNS`] columns.
     pub fn write_header(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let count = self.params.order.len() + self.objectives() + 2 + self.metadata.order.len();
-        if count > MAX_COLUMNS {
-            return Err(std::io::Error::other(format!(
-                "results.csv would have more than {MAX_COLUMNS} columns (the configurations and \
-                 the run function's metadata have that many distinct keys); export the search as \
-                 JSON Lines (.jsonl) instead"
-            )));
-        }
+        self.check().map_err(std::io::Error::other)?;
         let mut header: Vec<String> = self.params.order.iter().map(|p| format!("p:{p}")).collect();
         match self.objectives() {
             1 => header.push("objective".into()),
@@ -157,7 +159,8 @@ pub fn write_table_row(job: &Job, out: &mut impl Write) -> std::io::Result<()> {
 }
 
 /// The formats of an export (also the values of `wasmeval results --format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Format {
     /// DeepHyper's results.csv columns.
     Csv,
@@ -199,6 +202,7 @@ pub fn write_search(
                 columns.add(job);
                 Ok(())
             })?;
+            columns.check()?;
             columns.write_header(&mut out)?;
             each(&mut |job| columns.write_job(job, &mut out))?;
         }

@@ -291,7 +291,7 @@ impl Job {
                 job.extra_output = normalized.extra;
                 None
             }
-            Ok(Err(msg)) => Some(Failure::new(FailureKind::BadOutput, msg)),
+            Ok(Err(e)) => Some(Failure::new(FailureKind::BadOutput, e.to_string())),
             Err(failure) => Some(failure),
         };
         if let Some(fuel) = out.fuel_used {

@@ -43,22 +43,24 @@
 #![warn(missing_docs)]
 
 pub mod backend;
-pub mod batch;
+mod batch;
 pub mod callback;
-pub mod child;
+mod child;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod cli;
 pub mod error;
 pub mod evaluator;
 pub mod export;
-pub mod float;
-pub mod input;
-pub mod ipc;
+mod float;
+mod input;
+mod ipc;
 pub mod job;
-pub mod monotonic;
-pub mod origin;
+mod monotonic;
+mod origin;
 pub mod output;
-pub mod resume;
-pub mod safe_write;
+mod resume;
+mod safe_write;
 pub mod sandbox;
 pub mod storage;
 pub mod summary;
@@ -66,10 +68,37 @@ pub mod worker;
 
 pub use backend::Method;
 pub use callback::{Callback, CsvLogger};
-pub use error::{Error, Result};
+pub use child::{ChildError, Refused};
+pub use error::{Error, Foreign, Result};
 pub use evaluator::{Evaluator, EvaluatorBuilder, EvaluatorOptions, Gather, Gathered};
+pub use export::Format;
 pub use job::{Failure, FailureKind, Job, JobId, JobStatus};
-pub use output::Objective;
-pub use sandbox::{CacheDir, DirGrant, LoadedModule, ModuleKind, Policy, RunFunction};
+pub use origin::Origin;
+pub use output::{Objective, ResultError};
+pub use sandbox::compile::CompileError;
+pub use sandbox::{CacheDir, DirGrant, LoadedModule, ModuleError, ModuleKind, Policy, RunFunction};
 pub use storage::{MemoryStorage, SqliteStorage, Storage};
 pub use summary::Summary;
+
+/// What only this repository's command, fuzz targets, benches and tests use: no stable API,
+/// and not documented.
+#[doc(hidden)]
+pub mod internal {
+    /// See the crate's `batch` module.
+    pub mod batch {
+        pub use crate::batch::*;
+    }
+    /// See the crate's `input` module.
+    pub mod input {
+        pub use crate::input::*;
+    }
+    /// See the crate's `resume` module.
+    pub mod resume {
+        pub use crate::resume::*;
+    }
+    /// See the crate's `ipc` module.
+    pub mod ipc {
+        pub use crate::ipc::*;
+    }
+    pub use crate::worker::decode_frames;
+}

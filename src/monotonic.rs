@@ -48,7 +48,7 @@ impl Reading {
     }
 
     /// `t` as `CLOCK_MONOTONIC` nanoseconds.
-    pub fn to_nanos(&self, t: Instant) -> u64 {
+    pub fn to_nanos(self, t: Instant) -> u64 {
         match self.instant.checked_duration_since(t) {
             Some(ago) => self.nanos.saturating_sub(ago.as_nanos() as u64),
             None => self.nanos + t.duration_since(self.instant).as_nanos() as u64,
@@ -57,7 +57,7 @@ impl Reading {
 
     /// The instant of this process at `CLOCK_MONOTONIC` nanoseconds `nanos` (of any process
     /// of this machine).
-    pub fn to_instant(&self, nanos: u64) -> Instant {
+    pub fn to_instant(self, nanos: u64) -> Instant {
         if nanos <= self.nanos {
             let ago = Duration::from_nanos(self.nanos - nanos);
             self.instant.checked_sub(ago).unwrap_or(self.instant)

@@ -36,7 +36,7 @@ impl Objective {
         }
     }
 
-    /// The objective as JSON (a list's non-finite entries as [`crate::float::to_json`] writes
+    /// The objective as JSON (a list's non-finite entries as `float::to_json` writes
     /// them).
     pub fn to_json(&self) -> Value {
         match self {
@@ -66,17 +66,21 @@ pub struct Normalized {
 }
 
 /// Parses a run function's result text and normalizes it. The error says what is wrong.
-pub fn parse_result(text: &str) -> Result<Normalized, String> {
+pub fn parse_result(text: &str) -> Result<Normalized, ResultError> {
     let value = match serde_json::from_str::<Value>(text) {
         Ok(v) => v,
-        Err(first) => serde_json::from_str::<Value>(&non_finite_to_null(text))
-            .map_err(|_| format!("the result is not JSON ({first}): {}", excerpt(text)))?,
+        Err(first) => serde_json::from_str::<Value>(&non_finite_to_null(text)).map_err(|_| {
+            ResultError::NotJson {
+                excerpt: excerpt(text),
+                source: first,
+            }
+        })?,
     };
     normalize(value)
 }
 
 /// Normalizes a JSON result value (see the module docs).
-pub fn normalize(mut value: Value) -> Result<Normalized, String> {
+pub fn normalize(mut value: Value) -> Result<Normalized, ResultError> {
     let mut metadata = Map::new();
     if let Value::Object(map) = &mut value
         && map.contains_key("output")
@@ -88,9 +92,7 @@ pub fn normalize(mut value: Value) -> Result<Normalized, String> {
     let objective = match value {
         Value::Object(mut map) => {
             take_metadata(&mut map, &mut metadata)?;
-            let objective = map
-                .remove("objective")
-                .ok_or_else(|| "an object result needs an \"objective\" key".to_string())?;
+            let objective = map.remove("objective").ok_or(ResultError::NoObjectiveKey)?;
             extra = map;
             objective_of(objective)?
         }
@@ -106,21 +108,18 @@ pub fn normalize(mut value: Value) -> Result<Normalized, String> {
 fn take_metadata(
     map: &mut Map<String, Value>,
     into: &mut Map<String, Value>,
-) -> Result<(), String> {
+) -> Result<(), ResultError> {
     match map.remove("metadata") {
         None | Some(Value::Null) => Ok(()),
         Some(Value::Object(m)) => {
             into.extend(m);
             Ok(())
         }
-        Some(other) => Err(format!(
-            "\"metadata\" must be an object, found {}",
-            kind(&other)
-        )),
+        Some(other) => Err(ResultError::MetadataNotObject(kind(&other))),
     }
 }
 
-fn objective_of(value: Value) -> Result<Objective, String> {
+fn objective_of(value: Value) -> Result<Objective, ResultError> {
     Ok(match value {
         Value::Null => Objective::Failure("F".into()),
         Value::Bool(b) => Objective::Value(if b { 1.0 } else { 0.0 }),
@@ -130,13 +129,10 @@ fn objective_of(value: Value) -> Result<Objective, String> {
         },
         Value::String(s) => Objective::Failure(failure_text(s)),
         Value::Array(items) if items.is_empty() => {
-            return Err("an empty list is not an objective".into());
+            return Err(ResultError::EmptyList);
         }
         Value::Array(items) if items.len() > MAX_OBJECTIVES => {
-            return Err(format!(
-                "a list of {} objectives; at most {MAX_OBJECTIVES} are supported",
-                items.len()
-            ));
+            return Err(ResultError::TooManyObjectives(items.len()));
         }
         Value::Array(items) => {
             let mut values = Vec::with_capacity(items.len());
@@ -150,15 +146,48 @@ fn objective_of(value: Value) -> Result<Objective, String> {
                         None if s.starts_with('F') => {
                             return Ok(Objective::Failure(failure_text(s)));
                         }
-                        None => return Err("a multi-objective list holds a string".into()),
+                        None => return Err(ResultError::ListHolds("a string")),
                     },
-                    other => return Err(format!("a multi-objective list holds {}", kind(&other))),
+                    other => return Err(ResultError::ListHolds(kind(&other))),
                 });
             }
             Objective::Multi(values)
         }
-        Value::Object(_) => return Err("the objective is an object, expected a number".into()),
+        Value::Object(_) => return Err(ResultError::ObjectiveIsObject),
     })
+}
+
+/// Why a run function's result is not a valid objective.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResultError {
+    /// The text is not JSON (even with `NaN`/`Infinity` read as null).
+    #[error("the result is not JSON ({source}): {excerpt}")]
+    NotJson {
+        /// The start of the text, quoted.
+        excerpt: String,
+        /// What the JSON parser said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An object without an `"objective"` key.
+    #[error("an object result needs an \"objective\" key")]
+    NoObjectiveKey,
+    /// `"metadata"` is not an object; the kind of value it is.
+    #[error("\"metadata\" must be an object, found {0}")]
+    MetadataNotObject(&'static str),
+    /// `[]`.
+    #[error("an empty list is not an objective")]
+    EmptyList,
+    /// More than [`MAX_OBJECTIVES`] objectives.
+    #[error("a list of {0} objectives; at most {MAX_OBJECTIVES} are supported")]
+    TooManyObjectives(usize),
+    /// A multi-objective list holds something else than numbers.
+    #[error("a multi-objective list holds {0}")]
+    ListHolds(&'static str),
+    /// The objective is an object.
+    #[error("the objective is an object, expected a number")]
+    ObjectiveIsObject,
 }
 
 /// The most objectives a result may have (each is a column of results.csv).
@@ -301,14 +330,16 @@ mod tests {
 
     #[test]
     fn bad_outputs_are_errors() {
-        assert!(
-            parse_result("{\"metadata\": {}}")
-                .unwrap_err()
-                .contains("objective")
-        );
-        assert!(parse_result("{\"objective\": 1, \"metadata\": 3}").is_err());
-        assert!(parse_result("[]").is_err());
-        assert!(parse_result("not json").unwrap_err().contains("not JSON"));
-        assert!(parse_result("{\"objective\": {}}").is_err());
+        use ResultError::*;
+        let err = |text: &str| parse_result(text).unwrap_err();
+        assert!(matches!(err("{\"metadata\": {}}"), NoObjectiveKey));
+        assert!(matches!(
+            err("{\"objective\": 1, \"metadata\": 3}"),
+            MetadataNotObject("a number")
+        ));
+        assert!(matches!(err("[]"), EmptyList));
+        assert!(matches!(err("not json"), NotJson { .. }));
+        assert!(err("not json").to_string().contains("not JSON"));
+        assert!(matches!(err("{\"objective\": {}}"), ObjectiveIsObject));
     }
 }

@@ -99,6 +99,7 @@ fn open_special(path: &Path) -> io::Result<File> {
 
 /// Checks that `path` can be written by [`replace`] (for a regular file: that a file can be
 /// created next to it, a temporary one removed at once), without touching `path` itself.
+#[cfg(feature = "cli")]
 pub fn check_writable(path: &Path) -> io::Result<()> {
     match target(path)? {
         Target::File => temporary(path, 0o600).map(drop),

@@ -1,6 +1,6 @@
 //! Worker processes: the process backend runs jobs in them, and every backend compiles
 //! untrusted modules in one (see [`crate::sandbox::compile`]); how they are started and found
-//! is [`crate::child`].
+//! is `child.rs`.
 //!
 //! A program that embeds wasmeval calls [`init`] at the top of `main`: when the process was
 //! started as a worker, `init` runs the worker and exits; otherwise it returns at once and
@@ -31,7 +31,7 @@ use crate::sandbox::module::Code;
 use crate::sandbox::{JobControl, JobInput, LoadedModule, Policy, RunOutput, Signals};
 
 /// Runs the worker and exits if this process was started as one (in a role of
-/// [`crate::child`]); otherwise returns and marks the current executable as the worker
+/// `child.rs`); otherwise returns and marks the current executable as the worker
 /// binary. Call it first thing in `main`.
 pub fn init() {
     let role = std::env::var(child::ENV);

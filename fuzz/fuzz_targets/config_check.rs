@@ -6,8 +6,8 @@
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     for csv in [false, true] {
         let checked =
-            wasmeval::input::validate_reader("fuzz", std::io::Cursor::new(data.to_vec()), csv);
-        let read = wasmeval::input::Configs::from_reader(
+            wasmeval::internal::input::validate_reader("fuzz", std::io::Cursor::new(data.to_vec()), csv);
+        let read = wasmeval::internal::input::Configs::from_reader(
             "fuzz",
             std::io::Cursor::new(data.to_vec()),
             csv,

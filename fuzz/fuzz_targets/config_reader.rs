@@ -6,7 +6,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let lines = data.iter().filter(|b| **b == b'\n').count() + 1;
     for csv in [false, true] {
         let reader = std::io::Cursor::new(data.to_vec());
-        let Ok(configs) = wasmeval::input::Configs::from_reader("fuzz", reader, csv) else {
+        let Ok(configs) = wasmeval::internal::input::Configs::from_reader("fuzz", reader, csv) else {
             continue;
         };
         for item in configs {

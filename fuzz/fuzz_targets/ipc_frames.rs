@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    wasmeval::worker::decode_frames(data);
+    wasmeval::internal::decode_frames(data);
 });

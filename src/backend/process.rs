@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 
 use crate::backend::{Backend, Finished, Shared, Task};
+use crate::child::ChildError;
 use crate::ipc;
 use crate::job::{Failure, FailureKind, JobId, JobStatus};
 use crate::sandbox::module::Code;
@@ -136,11 +137,8 @@ impl ProcessPool {
         let p = pool.clone();
         threads.push(named("wasmeval-dispatch".into(), move || dispatch(&p))?);
         drop(first_tx);
-        let started = (0..pool.slots.len()).try_for_each(|_| {
-            first_rx
-                .recv()
-                .unwrap_or_else(|_| Err("the worker supervisor ended".into()))
-        });
+        let started = (0..pool.slots.len())
+            .try_for_each(|_| first_rx.recv().unwrap_or(Err(ChildError::Supervisor)));
         if let Err(e) = started {
             let mut failed = ProcessPool {
                 pool,
@@ -148,7 +146,7 @@ impl ProcessPool {
                 threads,
             };
             failed.stop();
-            return Err(crate::Error::Sandbox(e));
+            return Err(e.into());
         }
         let p = pool.clone();
         threads.push(named("wasmeval-watchdog".into(), move || watchdog(&p))?);
@@ -264,12 +262,12 @@ impl Pool {
 type Worker = (Child, BufWriter<ChildStdin>, BufReader<ChildStdout>);
 
 /// Starts a worker and waits until it has loaded the module.
-fn spawn(pool: &Pool) -> Result<Worker, String> {
+fn spawn(pool: &Pool) -> Result<Worker, ChildError> {
     let crate::child::Child {
         process: mut child,
         mut stdin,
         mut stdout,
-    } = crate::child::spawn(crate::child::RUN, Stdio::inherit()).map_err(|e| e.to_string())?;
+    } = crate::child::spawn(crate::child::RUN, Stdio::inherit())?;
     let m = &pool.shared.module;
     let setup = ToWorker::Setup(Box::new(worker::Setup {
         name: m.name.clone(),
@@ -298,23 +296,23 @@ fn spawn(pool: &Pool) -> Result<Worker, String> {
         (Ok(()), Ok(Some(FromWorker::Ready))) => Ok((child, stdin, stdout)),
         (_, Ok(Some(FromWorker::Failed(e)))) => {
             let _ = child.wait();
-            Err(e)
+            Err(ChildError::Setup(e))
         }
         (_, other) => {
             let _ = child.kill();
             let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-            Err(format!(
-                "the worker {} did not start ({status}{})",
-                pool.binary.display(),
-                other.err().map(|e| format!(", {e}")).unwrap_or_default()
-            ))
+            Err(ChildError::NotStarted {
+                binary: pool.binary.clone(),
+                status,
+                detail: other.err(),
+            })
         }
     }
 }
 
 /// Keeps slot `i` supplied with a live worker and turns its output into results. The
 /// first start is reported on `first`, if given; a failed start then ends the supervisor.
-fn supervise(pool: &Pool, i: usize, mut first: Option<Sender<Result<(), String>>>) {
+fn supervise(pool: &Pool, i: usize, mut first: Option<Sender<Result<(), ChildError>>>) {
     let slot = &pool.slots[i];
     let mut buf = Vec::new();
     while !pool.stopping.load(Ordering::SeqCst) {
@@ -325,7 +323,7 @@ fn supervise(pool: &Pool, i: usize, mut first: Option<Sender<Result<(), String>>
                     let _ = tx.send(Err(e));
                     return;
                 }
-                fail_in_flight(pool, slot, &e);
+                fail_in_flight(pool, slot, &e.to_string());
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }

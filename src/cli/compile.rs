@@ -38,9 +38,6 @@ pub fn compile(args: CompileArgs) -> i32 {
             );
             0
         }
-        Err(e) => {
-            crate::cli::error(&e);
-            2
-        }
+        Err(e) => crate::cli::report(e.into()),
     }
 }

@@ -30,10 +30,7 @@ pub fn inspect(args: InspectArgs) -> i32 {
         &CacheDir::Default,
     ) {
         Ok(r) => r,
-        Err(e) => {
-            crate::cli::error(&e);
-            return 2;
-        }
+        Err(e) => return crate::cli::report(e.into()),
     };
     if args.json {
         println!(

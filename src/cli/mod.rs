@@ -11,6 +11,8 @@ pub mod units;
 
 use clap::{Parser, Subcommand};
 
+use crate::Error;
+
 /// Evaluate run functions compiled to WebAssembly, one sandboxed instance per job.
 #[derive(Parser, Debug)]
 #[command(name = "wasmeval", version, about, after_help = EXIT_CODES)]
@@ -34,6 +36,53 @@ pub enum Command {
     Results(results::ResultsArgs),
     /// Show what a run function imports and exports, and whether it compiles and can run.
     Inspect(inspect::InspectArgs),
+}
+
+/// The exit code for a library error: 2 when what the user gave is wrong (the module, an
+/// option, a search or job id, a storage file of another kind), 1 when the run could not
+/// proceed (a worker, the engine, the storage, the disk). The one place that decides it.
+pub fn exit_code(e: &Error) -> i32 {
+    match e {
+        Error::Read { .. }
+        | Error::Module { .. }
+        | Error::Option(_)
+        | Error::UnknownSearch(_)
+        | Error::UnknownJob(_)
+        | Error::Resume(_)
+        | Error::MaximumJobsSpawnReached(_)
+        | Error::StorageFormat { .. }
+        | Error::TooManyColumns(_) => 2,
+        _ => 1,
+    }
+}
+
+/// What ends a command early.
+#[derive(Debug)]
+pub enum Fail {
+    /// A flag or its value is wrong: exit 2. The message names the flag.
+    Usage(String),
+    /// The library failed: the exit code comes from [`exit_code`].
+    Library(Error),
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        Fail::Library(e)
+    }
+}
+
+/// Prints `fail` as an error and returns its exit code.
+pub fn report(fail: Fail) -> i32 {
+    match fail {
+        Fail::Usage(message) => {
+            error(&message);
+            2
+        }
+        Fail::Library(e) => {
+            error(&e);
+            exit_code(&e)
+        }
+    }
 }
 
 /// Prints `error: MESSAGE` on standard error, control characters escaped: a message can quote

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::JobId;
+use crate::cli::Fail;
 use crate::cli::output;
 use crate::export::{self, Format};
 
@@ -30,30 +31,36 @@ pub struct ResultsArgs {
 
 /// Runs `wasmeval results`; returns the exit code.
 pub fn results(args: ResultsArgs) -> i32 {
-    match show(args) {
-        Ok(()) => 0,
-        Err(e) => {
-            crate::cli::error(&e);
-            2
-        }
-    }
+    show(args).map_or_else(crate::cli::report, |()| 0)
 }
 
-fn show(args: ResultsArgs) -> Result<(), String> {
+fn show(args: ResultsArgs) -> Result<(), Fail> {
     let path = args
         .storage
         .strip_prefix("sqlite:")
         .unwrap_or(&args.storage);
     if args.storage != "memory" && !std::path::Path::new(path).exists() {
-        return Err(format!("--storage: {path}: no such storage file"));
+        return Err(Fail::Usage(format!(
+            "--storage: {path}: no such storage file"
+        )));
     }
-    let storage = crate::storage::open(&args.storage).map_err(|e| format!("--storage: {e}"))?;
+    let storage =
+        crate::storage::open(&args.storage).map_err(|e| Fail::Usage(format!("--storage: {e}")))?;
     if let Some(id) = args.job {
+        let well_formed = id
+            .rsplit_once('.')
+            .is_some_and(|(search, n)| !search.is_empty() && n.parse::<u64>().is_ok());
+        if !well_formed {
+            return Err(Fail::Usage(format!(
+                "--job {id}: a job id is SEARCH.NUMBER, as in results.csv's job_id column with its \
+                 search id (for example 0.12)"
+            )));
+        }
         let id = JobId(id);
-        let job = storage.load_job(&id).map_err(|e| e.to_string())?;
+        let job = storage.load_job(&id)?;
         let mut shown = job.to_json();
         // Earlier attempts of a job that a resume ran again, oldest first.
-        let attempts = storage.load_attempts(&id).map_err(|e| e.to_string())?;
+        let attempts = storage.load_attempts(&id)?;
         if let (false, Some(fields)) = (attempts.is_empty(), shown.as_object_mut()) {
             let attempts = attempts.iter().map(|a| a.to_json()).collect();
             fields.insert("attempts".into(), serde_json::Value::Array(attempts));
@@ -64,15 +71,20 @@ fn show(args: ResultsArgs) -> Result<(), String> {
         );
         return Ok(());
     }
-    let searches = storage.load_all_search_ids().map_err(|e| e.to_string())?;
+    let searches = storage.load_all_search_ids()?;
     let search = match args.search_id {
         Some(id) if searches.contains(&id) => id,
-        Some(id) => return Err(format!("--search-id: no search {id} in {}", args.storage)),
+        Some(id) => {
+            return Err(Fail::Usage(format!(
+                "--search-id: no search {id} in {}",
+                args.storage
+            )));
+        }
         None => searches
             .iter()
             .max_by_key(|s| s.parse::<u64>().unwrap_or(0))
             .cloned()
-            .ok_or_else(|| format!("{}: the storage holds no search", args.storage))?,
+            .ok_or_else(|| Fail::Usage(format!("{}: the storage holds no search", args.storage)))?,
     };
     match (&args.output, args.format) {
         (Some(path), _) => output::write_file(&*storage, &search, path, None),
@@ -80,5 +92,5 @@ fn show(args: ResultsArgs) -> Result<(), String> {
             export::write_search(&*storage, &search, format, std::io::stdout().lock())
         }
     }
-    .map_err(|e| e.to_string())
+    .map_err(Fail::from)
 }

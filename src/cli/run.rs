@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::cli::interrupt;
 use crate::cli::progress::{Mode, Progress};
 use crate::cli::units;
-use crate::{DirGrant, Error, Evaluator, EvaluatorBuilder, Method, Summary, batch, export, input};
+use crate::{DirGrant, Evaluator, EvaluatorBuilder, Method, Summary, batch, export, input};
 
 /// Options of `wasmeval run`.
 #[derive(Args, Debug)]
@@ -183,29 +183,13 @@ pub fn run(args: RunArgs) -> i32 {
     };
     let mut evaluator = match builder(&args, storage).build() {
         Ok(e) => e,
-        Err(e) => {
-            crate::cli::error(&e);
-            return match e {
-                Error::Resume(_)
-                | Error::UnknownSearch(_)
-                | Error::Module { .. }
-                | Error::Read { .. }
-                | Error::Option(_) => 2,
-                _ => 1,
-            };
-        }
+        Err(e) => return crate::cli::report(e.into()),
     };
     // Only now: until the jobs start, a signal ends the command at once (loading a module can
     // take a while, and has nothing to stop cleanly).
     let stop = interrupt::install();
     evaluator.set_timeout(args.search_timeout);
-    match evaluate(&args, &mut evaluator, total, stop) {
-        Ok(code) => code,
-        Err(e) => {
-            crate::cli::error(&e);
-            1
-        }
-    }
+    evaluate(&args, &mut evaluator, total, stop).unwrap_or_else(|e| crate::cli::report(e.into()))
 }
 
 /// Why the output or storage file cannot be written where asked: inside a read-write grant,

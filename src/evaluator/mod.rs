@@ -223,7 +223,7 @@ impl Evaluator {
     }
 
     /// The search's time axis: the zero of the `timestamp_*` metadata is the search's
-    /// creation (see [`crate::origin`]).
+    /// creation (see [`crate::Origin`]).
     pub fn origin(&self) -> crate::origin::Origin {
         self.shared.origin
     }
@@ -244,6 +244,14 @@ impl Evaluator {
     /// The loaded run function.
     pub fn module(&self) -> &LoadedModule {
         &self.module
+    }
+
+    /// A handle on the run function and policy that a pool on another node can load (see
+    /// [`crate::sandbox::ModuleHandle`]).
+    pub fn module_handle(&self) -> crate::sandbox::ModuleHandle {
+        self.module
+            .handle(&self.shared.policy)
+            .expect("an evaluator loads its module from its bytes")
     }
 
     /// The search id.
@@ -278,7 +286,7 @@ impl Evaluator {
     }
 
     /// Submits configurations with their position in an input, so that a resumed search can
-    /// tell which ones finished (see [`crate::resume`]).
+    /// tell which ones finished.
     pub fn submit_inputs(
         &mut self,
         inputs: impl IntoIterator<Item = (u64, Map<String, Value>)>,

@@ -33,7 +33,7 @@ pub struct EvaluatorOptions {
     pub retries: u32,
     /// Resume a search: the one of `search_id`, or else the latest search of the storage that
     /// ran this module; refused if that search ran another module or policy, or another
-    /// evaluator still runs it (see [`crate::resume`]).
+    /// evaluator still runs it (a configuration is recognized by the hash of its JSON).
     pub resume: bool,
 }
 

@@ -37,20 +37,9 @@ impl Shape {
         f(&mut self.tables, other.tables);
     }
 
-    /// Why one instance can never fit in a pool of `capacity`, if it cannot.
-    pub fn too_big_for(&self, capacity: &Shape) -> Option<String> {
-        (!self.fits_in(&Shape::default(), capacity)).then(|| {
-            format!(
-                "one instance needs {} core instances, {} memories and {} tables; the pool holds \
-                 {}, {} and {}",
-                self.core_instances,
-                self.memories,
-                self.tables,
-                capacity.core_instances,
-                capacity.memories,
-                capacity.tables
-            )
-        })
+    /// Whether one instance fits in an empty pool of `capacity`.
+    pub fn fits_in_empty(&self, capacity: &Shape) -> bool {
+        self.fits_in(&Shape::default(), capacity)
     }
 }
 
@@ -87,11 +76,11 @@ impl Admission {
     /// Waits until `shape` fits, then takes it. Every few milliseconds `stop` is asked
     /// whether the job should give up waiting (cancelled, or past its deadline); its reason
     /// is returned then.
-    pub fn admit(
+    pub fn admit<R>(
         &self,
         shape: Shape,
-        mut stop: impl FnMut() -> Option<String>,
-    ) -> Result<Slot<'_>, String> {
+        mut stop: impl FnMut() -> Option<R>,
+    ) -> Result<Slot<'_>, R> {
         let mut used = self.used.lock().unwrap();
         while !shape.fits_in(&used, &self.capacity) {
             if let Some(why) = stop() {
@@ -160,8 +149,8 @@ mod tests {
             memories: 2,
             tables: 1,
         };
-        let a = pool.admit(job, || None).unwrap();
-        let b = pool.admit(job, || None).unwrap();
+        let a = pool.admit(job, || None::<()>).unwrap();
+        let b = pool.admit(job, || None::<()>).unwrap();
         assert_eq!(pool.in_use().memories, 4);
         let mut asked = 0;
         let c = pool.admit(job, || {
@@ -171,7 +160,7 @@ mod tests {
         assert_eq!(c.unwrap_err(), "cancelled");
         drop(a);
         let waiter = std::thread::scope(|s| {
-            let t = s.spawn(|| pool.admit(job, || None).map(|_| ()));
+            let t = s.spawn(|| pool.admit(job, || None::<()>).map(|_| ()));
             std::thread::sleep(Duration::from_millis(20));
             drop(b);
             t.join().unwrap()
@@ -179,7 +168,7 @@ mod tests {
         assert!(waiter.is_ok());
         assert_eq!(pool.in_use(), Shape::default());
         let huge = Shape { memories: 5, ..job };
-        assert!(huge.too_big_for(&pool.capacity()).is_some());
-        assert!(job.too_big_for(&pool.capacity()).is_none());
+        assert!(!huge.fits_in_empty(&pool.capacity()));
+        assert!(job.fits_in_empty(&pool.capacity()));
     }
 }

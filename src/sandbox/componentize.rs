@@ -21,6 +21,8 @@ use wasmparser::{Parser, Payload};
 use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::Resolve;
 
+use crate::error::Foreign;
+
 /// wasmeval's WIT package, embedded into core modules that bring no type information.
 pub const WIT: &str = include_str!("../../wit/objective.wit");
 
@@ -36,6 +38,24 @@ pub struct Componentized {
     pub how: String,
 }
 
+/// Why a core module meant to be componentized is not one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ComponentizeError {
+    /// The module does not parse.
+    #[error("invalid WebAssembly: {0}")]
+    Invalid(#[source] wasmparser::BinaryReaderError),
+    /// `wit-component` refused the module (a `run` of the wrong type, for example).
+    #[error("cannot componentize this core module: {0}")]
+    Encode(#[source] Foreign),
+    /// The WASI preview1 adapter could not be added.
+    #[error("cannot load the WASI preview1 adapter: {0}")]
+    Adapter(#[source] Foreign),
+    /// wasmeval's own world could not be embedded (a defect of this build).
+    #[error("cannot embed wasmeval's world: {0}")]
+    Wit(#[source] Foreign),
+}
+
 /// What a core module's sections say about componentizing it.
 #[derive(Default)]
 struct Sections {
@@ -47,8 +67,8 @@ struct Sections {
 }
 
 impl Sections {
-    fn of(wasm: &[u8]) -> Result<Sections, String> {
-        let invalid = |e: wasmparser::BinaryReaderError| format!("invalid WebAssembly: {e}");
+    fn of(wasm: &[u8]) -> Result<Sections, ComponentizeError> {
+        let invalid = ComponentizeError::Invalid;
         let mut sections = Sections::default();
         for payload in Parser::new(0).parse_all(wasm) {
             match payload.map_err(invalid)? {
@@ -82,7 +102,10 @@ impl Sections {
 /// With `commands`, a third kind is componentized too: a WASI preview1 command (`_start`, no
 /// `run`), through the command adapter. wasmeval does so when the job is granted directories,
 /// so that its file access goes through the host's checks on grants (see `grants`).
-pub fn componentize(wasm: &[u8], commands: bool) -> Result<Option<Componentized>, String> {
+pub fn componentize(
+    wasm: &[u8],
+    commands: bool,
+) -> Result<Option<Componentized>, ComponentizeError> {
     let sections = Sections::of(wasm)?;
     let (module, mut how) = if sections.type_info {
         (
@@ -110,7 +133,7 @@ pub fn componentize(wasm: &[u8], commands: bool) -> Result<Option<Componentized>
     let mut encoder = ComponentEncoder::default()
         .validate(true)
         .module(&module)
-        .map_err(|e| format!("cannot componentize this core module: {e:#}"))?;
+        .map_err(|e| ComponentizeError::Encode(e.into()))?;
     if sections.preview1 {
         let (adapter, kind) = if sections.start && !sections.run {
             (WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER, "command")
@@ -122,14 +145,14 @@ pub fn componentize(wasm: &[u8], commands: bool) -> Result<Option<Componentized>
         encoder = encoder
             .realloc_via_memory_grow(true)
             .adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, adapter)
-            .map_err(|e| format!("cannot load the WASI preview1 adapter: {e:#}"))?;
+            .map_err(|e| ComponentizeError::Adapter(e.into()))?;
         how.push_str(&format!(
             ", WASI preview1 through wasmtime 48's {kind} adapter"
         ));
     }
     let component = encoder
         .encode()
-        .map_err(|e| format!("cannot componentize this core module: {e:#}"))?;
+        .map_err(|e| ComponentizeError::Encode(e.into()))?;
     Ok(Some(Componentized {
         component,
         how: format!("componentized at load with {how}"),
@@ -137,17 +160,17 @@ pub fn componentize(wasm: &[u8], commands: bool) -> Result<Option<Componentized>
 }
 
 /// `wasm` with wasmeval's `world` embedded as its component type information.
-fn embed_world(wasm: &[u8], world: &str) -> Result<Vec<u8>, String> {
+fn embed_world(wasm: &[u8], world: &str) -> Result<Vec<u8>, ComponentizeError> {
     let mut resolve = Resolve::default();
     let package = resolve
         .push_source("objective.wit", WIT)
-        .map_err(|e| format!("wasmeval's WIT does not parse: {e:#}"))?;
+        .map_err(|e| ComponentizeError::Wit(e.into()))?;
     let world = resolve
         .select_world(&[package], Some(world))
-        .map_err(|e| format!("wasmeval's WIT has no world `{world}`: {e:#}"))?;
+        .map_err(|e| ComponentizeError::Wit(e.into()))?;
     let mut module = wasm.to_vec();
     wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
-        .map_err(|e| format!("cannot embed wasmeval's world: {e:#}"))?;
+        .map_err(|e| ComponentizeError::Wit(e.into()))?;
     Ok(module)
 }
 
@@ -188,6 +211,7 @@ mod tests {
         let wasm = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "run")))"#)
             .unwrap();
         let err = componentize(&wasm, false).unwrap_err();
-        assert!(err.contains("cannot componentize"), "{err}");
+        assert!(matches!(err, ComponentizeError::Encode(_)), "{err}");
+        assert!(err.to_string().contains("cannot componentize"), "{err}");
     }
 }

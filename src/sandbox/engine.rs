@@ -69,8 +69,7 @@ pub fn pooled_engine_for(policy: &Policy) -> Result<(Engine, Arc<Admission>)> {
     if let Some(pair) = map.get(&key) {
         return Ok(pair.clone());
     }
-    let engine = Engine::new(&config(key.0, key.1, true))
-        .map_err(|e| Error::Sandbox(format!("cannot create the wasmtime engine: {e:#}")))?;
+    let engine = Engine::new(&config(key.0, key.1, true)).map_err(Error::engine)?;
     let pair = (engine, Arc::new(Admission::new(POOL)));
     map.insert(key, pair.clone());
     Ok(pair)
@@ -78,9 +77,8 @@ pub fn pooled_engine_for(policy: &Policy) -> Result<(Engine, Arc<Admission>)> {
 
 /// An engine for compiling only (no pooling allocator, no address space reserved), with the
 /// settings that shape compiled code identical to [`engine_for`]'s: its output loads there.
-pub fn compile_engine(policy: &Policy) -> Result<Engine> {
+pub fn compile_engine(policy: &Policy) -> wasmtime::Result<Engine> {
     Engine::new(&config(policy.fuel.is_some(), policy.max_wasm_stack, false))
-        .map_err(|e| Error::Sandbox(format!("cannot create the wasmtime engine: {e:#}")))
 }
 
 fn config(fuel: bool, stack: usize, pooling: bool) -> Config {

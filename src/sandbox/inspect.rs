@@ -7,7 +7,7 @@ use wasmparser::{Parser, Payload};
 
 use crate::error::{Error, Result};
 use crate::sandbox::module::{Wasm, compiled};
-use crate::sandbox::{CacheDir, LoadedModule, Policy, RunFunction, cache, engine};
+use crate::sandbox::{CacheDir, LoadedModule, ModuleError, Policy, RunFunction, cache, engine};
 
 /// One import or export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,7 +61,7 @@ pub fn inspect(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Resul
     let (name, component) = (given.name.clone(), given.component);
     let (imports, exports) = items(&given.wasm).map_err(|e| Error::Module {
         path: name.clone(),
-        reason: format!("invalid WebAssembly: {e}"),
+        source: ModuleError::Invalid(e),
     })?;
     let wasi = wasi_interfaces(&imports);
     let sha256 = cache::sha256_hex(&given.wasm);
@@ -90,7 +90,7 @@ pub fn inspect(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Resul
     let (code, info) = match compiled(&engine, &given, &sha256, cache, policy) {
         Ok(compiled) => compiled,
         Err(e) => {
-            report.error = Some(e);
+            report.error = Some(e.to_string());
             return Ok(report);
         }
     };
@@ -109,9 +109,9 @@ pub fn inspect(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Resul
             report.kind = Some(m.kind.to_string());
             report.pool = Some(m.shape);
         }
-        Err(Error::Module { reason, .. }) => {
+        Err(Error::Module { source, .. }) => {
             report.runnable = Some(false);
-            report.error = Some(reason);
+            report.error = Some(source.to_string());
         }
         Err(e) => return Err(e),
     }

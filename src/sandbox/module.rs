@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::sandbox::admission::{Admission, Shape};
 use crate::sandbox::cache::{self, CacheDir, CodeInfo};
 use crate::sandbox::host::{Host, P2, wasmeval};
-use crate::sandbox::{Policy, clock, compile, engine, grants};
+use crate::sandbox::{ModuleError, ModuleHandle, Policy, clock, compile, engine, grants};
 
 /// Where a run function comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +123,8 @@ pub struct LoadedModule {
     /// What one job takes from the engine's pool.
     pub shape: Shape,
     pub(crate) admission: Arc<Admission>,
+    /// The binary it was loaded from, for [`LoadedModule::handle`] (none in a worker).
+    wasm: Option<Arc<Vec<u8>>>,
 }
 
 impl fmt::Debug for LoadedModule {
@@ -148,18 +150,31 @@ impl LoadedModule {
         let sha256 = cache::sha256_hex(&given.wasm);
         let engine = engine::engine_for(policy)?;
         let (code, info) =
-            compiled(&engine, &given, &sha256, cache, policy).map_err(|reason| Error::Module {
+            compiled(&engine, &given, &sha256, cache, policy).map_err(|e| Error::Module {
                 path: given.name.clone(),
-                reason,
+                source: e.into(),
             })?;
-        LoadedModule::from_code(
+        let mut module = LoadedModule::from_code(
             given.name,
             sha256,
             info.component,
             info.core_instances,
             &code,
             policy,
-        )
+        )?;
+        module.wasm = Some(Arc::new(given.wasm));
+        Ok(module)
+    }
+
+    /// A handle that another node can load (see [`ModuleHandle`]), with the `policy` its
+    /// jobs run under. None for a module loaded from compiled code in a worker process.
+    pub fn handle(&self, policy: &Policy) -> Option<ModuleHandle> {
+        Some(ModuleHandle {
+            name: self.name.clone(),
+            sha256: self.sha256.clone(),
+            policy: policy.clone(),
+            wasm: self.wasm.clone()?,
+        })
     }
 
     /// Loads code compiled by [`LoadedModule::load`] (in a worker process).
@@ -171,9 +186,9 @@ impl LoadedModule {
         code: &Code,
         policy: &Policy,
     ) -> Result<LoadedModule> {
-        let refuse = |reason: String| Error::Module {
+        let refuse = |source: ModuleError| Error::Module {
             path: name.clone(),
-            reason,
+            source,
         };
         let (engine, admission) = engine::pooled_engine_for(policy)?;
         let mut shape = Shape {
@@ -190,7 +205,7 @@ impl LoadedModule {
                 Code::File(path) => unsafe { Component::deserialize_file(&engine, path) },
                 Code::Bytes(bytes) => unsafe { Component::deserialize(&engine, &bytes[..]) },
             }
-            .map_err(|e| refuse(format!("cannot load the compiled component: {e:#}")))?;
+            .map_err(|e| refuse(ModuleError::Load(e.into())))?;
             // A component that imports core modules has no static count: assume the most.
             let (memories, tables) = c
                 .resources_required()
@@ -205,14 +220,17 @@ impl LoadedModule {
                 Code::File(path) => unsafe { Module::deserialize_file(&engine, path) },
                 Code::Bytes(bytes) => unsafe { Module::deserialize(&engine, &bytes[..]) },
             }
-            .map_err(|e| refuse(format!("cannot load the compiled module: {e:#}")))?;
+            .map_err(|e| refuse(ModuleError::Load(e.into())))?;
             let r = m.resources_required();
             (shape.memories, shape.tables) = (r.num_memories, r.num_tables);
             prepare_core(&engine, &m)
         }
         .map_err(&refuse)?;
-        if let Some(why) = shape.too_big_for(&admission.capacity()) {
-            return Err(refuse(format!("too big for the instance pool: {why}")));
+        if !shape.fits_in_empty(&admission.capacity()) {
+            return Err(refuse(ModuleError::TooBigForPool {
+                needs: shape,
+                pool: admission.capacity(),
+            }));
         }
         let kind = match prepared {
             Prepared::Objective { .. } => ModuleKind::Objective,
@@ -229,6 +247,7 @@ impl LoadedModule {
             component,
             shape,
             admission,
+            wasm: None,
         })
     }
 }
@@ -249,9 +268,9 @@ impl Wasm {
     /// name and the reason.
     pub fn read(source: &RunFunction) -> Result<Wasm> {
         let name = source.name();
-        let refuse = |reason: String| Error::Module {
+        let refuse = |source: ModuleError| Error::Module {
             path: name.clone(),
-            reason,
+            source,
         };
         let bytes = source.bytes()?;
         let text = !bytes.starts_with(MAGIC);
@@ -259,22 +278,20 @@ impl Wasm {
             bytes
         } else if looks_like_text(&bytes) {
             wat::parse_bytes(&bytes)
-                .map_err(|e| refuse(format!("invalid WebAssembly text: {e}")))?
+                .map_err(|mut e| {
+                    e.set_path(&name);
+                    refuse(ModuleError::Text(e))
+                })?
                 .into_owned()
         } else {
-            return Err(refuse(format!(
-                "not WebAssembly: the file starts with {}; expected a .wasm binary (\\0asm) or .wat text",
-                describe_start(&bytes)
-            )));
+            return Err(refuse(ModuleError::NotWasm(describe_start(&bytes))));
         };
         let component = match wasm.get(4..8) {
             Some(v) if v == CORE_VERSION => false,
             Some(v) if v == COMPONENT_VERSION => true,
             other => {
-                return Err(refuse(format!(
-                    "unknown WebAssembly binary version {:02x?}; expected a core module (01 00 00 00) \
-                     or a component (0d 00 01 00)",
-                    other.unwrap_or_default()
+                return Err(refuse(ModuleError::Version(
+                    other.unwrap_or_default().to_vec(),
                 )));
             }
         };
@@ -311,7 +328,7 @@ pub(crate) fn compiled(
     sha256: &str,
     dir: &CacheDir,
     policy: &Policy,
-) -> Result<(Code, CodeInfo), String> {
+) -> Result<(Code, CodeInfo), compile::CompileError> {
     // Commands granted directories are componentized (see `grants`): another entry.
     let variant = match policy.dirs.is_empty() {
         true => sha256.to_string(),
@@ -331,26 +348,21 @@ pub(crate) fn compiled(
     Ok((code, info))
 }
 
-fn prepare_core(engine: &Engine, module: &Module) -> Result<Prepared, String> {
+fn prepare_core(engine: &Engine, module: &Module) -> Result<Prepared, ModuleError> {
     if module.get_export("_start").is_none() {
-        let exports: Vec<&str> = module.exports().map(|e| e.name()).collect();
-        return Err(format!(
-            "a core module that does not export `_start` (exports: {}); expected a WASI command \
-             (`_start`) or a component exporting `run`",
-            list(&exports)
-        ));
+        let exports = module.exports().map(|e| e.name().to_string()).collect();
+        return Err(ModuleError::NoEntry(exports));
     }
     let mut linker = wasmtime::Linker::<Host<WasiP1Ctx>>::new(engine);
-    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h| &mut h.wasi)
-        .map_err(|e| e.to_string())?;
-    clock::add_p1(&mut linker).map_err(|e| e.to_string())?;
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h| &mut h.wasi).map_err(linker_error)?;
+    clock::add_p1(&mut linker).map_err(linker_error)?;
     let pre = linker
         .instantiate_pre(module)
-        .map_err(|e| import_error(&e))?;
+        .map_err(|e| ModuleError::Imports(e.into()))?;
     Ok(Prepared::CommandCore(pre))
 }
 
-fn prepare_component(engine: &Engine, component: &Component) -> Result<Prepared, String> {
+fn prepare_component(engine: &Engine, component: &Component) -> Result<Prepared, ModuleError> {
     let mut exports = Vec::new();
     let mut run_signature = None;
     for (name, item) in component.component_type().exports(engine) {
@@ -362,39 +374,31 @@ fn prepare_component(engine: &Engine, component: &Component) -> Result<Prepared,
         exports.push(name.to_string());
     }
     let mut linker = wasmtime::component::Linker::<Host<P2>>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| e.to_string())?;
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(linker_error)?;
     wasmeval::objective::job::add_to_linker::<_, HasSelf<Host<P2>>>(&mut linker, |h| h)
-        .map_err(|e| e.to_string())?;
-    clock::add_p2(&mut linker).map_err(|e| e.to_string())?;
-    grants::add_p2(&mut linker).map_err(|e| e.to_string())?;
+        .map_err(linker_error)?;
+    clock::add_p2(&mut linker).map_err(linker_error)?;
+    grants::add_p2(&mut linker).map_err(linker_error)?;
     let pre = linker
         .instantiate_pre(component)
-        .map_err(|e| import_error(&e))?;
+        .map_err(|e| ModuleError::Imports(e.into()))?;
     match run_signature {
         Some(true) => {
             let run = component
                 .get_export_index(None, "run")
-                .ok_or("the `run` export cannot be found")?;
+                .ok_or(ModuleError::WrongRunType)?;
             return Ok(Prepared::Objective { pre, run });
         }
         Some(false) => {
-            return Err("the component exports `run` with the wrong type; expected \
-                        `run: func(config: string) -> result<string, string>`"
-                .into());
+            return Err(ModuleError::WrongRunType);
         }
         None => {}
     }
     if exports.iter().any(|n| n.starts_with("wasi:cli/run@0.2")) {
-        let pre = CommandPre::new(pre)
-            .map_err(|e| format!("the `wasi:cli/run` export is not usable: {e:#}"))?;
+        let pre = CommandPre::new(pre).map_err(|e| ModuleError::CommandUnusable(e.into()))?;
         return Ok(Prepared::CommandComponent(pre));
     }
-    let names: Vec<&str> = exports.iter().map(String::as_str).collect();
-    Err(format!(
-        "a component that exports neither `run` nor `wasi:cli/run` (exports: {}); expected the \
-         `objective` world (`run: func(config: string) -> result<string, string>`) or a WASI command",
-        list(&names)
-    ))
+    Err(ModuleError::NoRun(exports))
 }
 
 /// `run: func(string) -> result<string, string>`.
@@ -409,20 +413,6 @@ fn is_run_signature(f: &wasmtime::component::types::ComponentFunc) -> bool {
         && matches!(results.as_slice(), [Type::Result(r)] if string_result(r))
 }
 
-fn import_error(e: &wasmtime::Error) -> String {
-    format!(
-        "it imports something wasmeval does not provide (only WASI and `wasmeval:objective/job` are): {e:#}"
-    )
-}
-
-fn list(names: &[&str]) -> String {
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names
-            .iter()
-            .map(|n| format!("`{n}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
+fn linker_error(e: wasmtime::Error) -> ModuleError {
+    ModuleError::Linker(e.into())
 }

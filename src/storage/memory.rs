@@ -48,7 +48,7 @@ impl MemoryStorage {
             let n = job_id.number();
             match s.jobs.get_mut(n as usize) {
                 Some(job) if job.id == *job_id => Ok(f(job, &mut s.finished)),
-                _ => Err(Error::Storage(format!("unknown job id {job_id}"))),
+                _ => Err(Error::UnknownJob(job_id.to_string())),
             }
         })?
     }

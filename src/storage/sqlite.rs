@@ -101,7 +101,7 @@ struct Inner {
     pending: Mutex<Pending>,
     wake: Condvar,
     stop: AtomicBool,
-    failed: Mutex<Option<String>>,
+    failed: Mutex<Option<Error>>,
 }
 
 /// Searches and jobs in one SQLite file.
@@ -130,7 +130,10 @@ impl SqliteStorage {
     /// one that is not a wasmeval storage, is refused with a message naming it.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStorage> {
         let path = path.as_ref().to_path_buf();
-        let err = |e: rusqlite::Error| Error::Storage(format!("{}: {e}", path.display()));
+        let err = |source: rusqlite::Error| Error::Storage {
+            path: path.clone(),
+            source,
+        };
         // A link at the path is refused, not followed (a guest with a read-write grant could
         // have planted one).
         let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
@@ -144,7 +147,10 @@ impl SqliteStorage {
             .map_err(err)?;
         let mut conn = conn;
         if let Some(reason) = retry_busy(|| check_schema(&mut conn)).map_err(err)? {
-            return Err(Error::Storage(format!("{}: {reason}", path.display())));
+            return Err(Error::StorageFormat {
+                path: path.clone(),
+                reason,
+            });
         }
         let owner = format!(
             "{}/{}-{}-{:x}",
@@ -328,7 +334,7 @@ fn flush_loop(inner: &Inner) {
             }
         }
         if let Err(e) = inner.flush() {
-            *inner.failed.lock().unwrap() = Some(e.to_string());
+            *inner.failed.lock().unwrap() = Some(e);
         }
         if last_beat.elapsed() >= HEARTBEAT {
             last_beat = Instant::now();
@@ -343,13 +349,16 @@ fn flush_loop(inner: &Inner) {
 
 impl Inner {
     fn error(&self, e: rusqlite::Error) -> Error {
-        Error::Storage(format!("{}: {e}", self.path.display()))
+        Error::Storage {
+            path: self.path.clone(),
+            source: e,
+        }
     }
 
     /// Commits the buffered writes in one transaction.
     fn flush(&self) -> Result<()> {
         if let Some(e) = self.failed.lock().unwrap().take() {
-            return Err(Error::Storage(e));
+            return Err(e);
         }
         let mut conn = self.conn.lock().unwrap();
         let pending = std::mem::take(&mut *self.pending.lock().unwrap());
@@ -555,7 +564,7 @@ impl Storage for SqliteStorage {
         if found {
             Ok(())
         } else {
-            Err(Error::Storage(format!("unknown job id {job_id}")))
+            Err(Error::UnknownJob(job_id.to_string()))
         }
     }
 
@@ -667,7 +676,7 @@ impl Storage for SqliteStorage {
             )
             .optional()
         })?
-        .ok_or_else(|| Error::Storage(format!("unknown job id {job_id}")))
+        .ok_or_else(|| Error::UnknownJob(job_id.to_string()))
     }
 
     fn load_jobs(&self, job_ids: &[JobId]) -> Result<Vec<Job>> {

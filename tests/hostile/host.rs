@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wasmeval::{
-    DirGrant, FailureKind, Gather, Method, Objective, SqliteStorage, Storage, resume::config_hash,
+    DirGrant, FailureKind, Gather, Method, Objective, SqliteStorage, Storage,
+    internal::resume::config_hash,
 };
 
 use super::common::{builder, guest, root};

@@ -4,7 +4,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
-use wasmeval::{Method, batch};
+use wasmeval::Method;
+use wasmeval::internal::batch;
 
 use crate::common::{builder, guest};
 

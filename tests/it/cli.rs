@@ -214,7 +214,10 @@ fn bad_input_gets_a_clear_error_and_exit_code_2() {
     }
     for (module, reason) in [
         (fixture("not_wasm.txt"), "not WebAssembly"),
-        (fixture("no_start.wat"), "does not export `_start`"),
+        (
+            fixture("no_start.wat"),
+            "exports neither `_start` nor `run` with `cabi_realloc`",
+        ),
         (fixture("unknown_import.wat"), "launch_missiles"),
     ] {
         let out = wasmeval(&[
@@ -325,6 +328,22 @@ fn compile_fills_the_cache_and_results_reads_a_storage_file() {
     let missing = wasmeval(&["results", "--storage", db, "--search-id", "7"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("no search 7"));
+    // A job id that is no job id is named as such, not as a search that does not exist.
+    let bad = wasmeval(&["results", "--storage", db, "--job", "abc"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--job abc: a job id is SEARCH.NUMBER"),
+        "{}",
+        stderr(&bad)
+    );
+    // A well-formed id of no job: the typed error, exit 2.
+    let unknown = wasmeval(&["results", "--storage", db, "--job", "0.999999"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("unknown job id 0.999999"),
+        "{}",
+        stderr(&unknown)
+    );
 }
 
 #[test]

@@ -159,3 +159,38 @@ fn a_core_module_exporting_the_canonical_abi_run_is_componentized_and_runs() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_module_handle_travels_as_json_and_loads_again_with_its_policy() {
+    let policy = wasmeval::Policy {
+        fuel: Some(1_000_000),
+        ..Default::default()
+    };
+    let evaluator = builder(guest("ackley"))
+        .policy(policy.clone())
+        .build()
+        .unwrap();
+    let handle = evaluator.module_handle();
+    assert_eq!(handle.sha256, evaluator.module().sha256);
+    assert_eq!(handle.policy, policy);
+    let sent = serde_json::to_string(&handle).unwrap();
+    let received: wasmeval::sandbox::ModuleHandle = serde_json::from_str(&sent).unwrap();
+    assert_eq!(received, handle);
+    let loaded = received.load(&wasmeval::CacheDir::Disabled).unwrap();
+    assert_eq!(
+        (loaded.kind, &loaded.sha256),
+        (ModuleKind::Objective, &handle.sha256)
+    );
+    // Bytes that are not the ones named are refused, with both digests.
+    let mut tampered = received.clone();
+    let mut wasm = tampered.wasm.to_vec();
+    *wasm.last_mut().unwrap() ^= 1;
+    tampered.wasm = wasm.into();
+    match tampered.load(&wasmeval::CacheDir::Disabled) {
+        Err(Error::Module {
+            source: wasmeval::ModuleError::Digest { expected, .. },
+            ..
+        }) => assert_eq!(expected, handle.sha256),
+        other => panic!("expected a digest refusal, got {other:?}"),
+    }
+}
