@@ -171,12 +171,13 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format of a results file, told from its extension: `.jsonl` (or `.json`) for
-    /// JSON Lines, anything else for CSV.
-    pub fn of_path(path: &Path) -> Format {
+    /// The format of a results file, told from its extension: `.csv` for CSV, `.jsonl` (or
+    /// `.json`) for JSON Lines; `None` for any other extension (the caller must be told).
+    pub fn of_path(path: &Path) -> Option<Format> {
         match path.extension().and_then(|e| e.to_str()) {
-            Some("jsonl") | Some("json") => Format::Jsonl,
-            _ => Format::Csv,
+            Some("csv") => Some(Format::Csv),
+            Some("jsonl") | Some("json") => Some(Format::Jsonl),
+            _ => None,
         }
     }
 }
@@ -222,11 +223,7 @@ fn objective_cells(objective: Option<&Objective>, k: usize) -> Vec<String> {
 }
 
 fn number(v: f64) -> String {
-    if v.is_nan() {
-        "nan".into()
-    } else {
-        v.to_string()
-    }
+    crate::float::shortest(v)
 }
 
 fn cell(value: Option<&Value>) -> String {

@@ -23,6 +23,30 @@ pub fn to_json(v: f64) -> Value {
     }
 }
 
+/// `v` as text, the shortest form that reads back as the same float: plain digits between
+/// 1e-4 and 1e16 (`0.001`, `12.5`, `3`), Python's exponent form outside
+/// (`-4.440892098500626e-16`, `1e+16`), and `nan`, `inf`, `-inf`. What results.csv and the
+/// summary print.
+pub fn shortest(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let magnitude = v.abs();
+    if magnitude == 0.0 || (1e-4..1e16).contains(&magnitude) {
+        return v.to_string();
+    }
+    // `{:e}` is the shortest round-trip mantissa with the exponent as `e-16`; Python writes
+    // the exponent with a sign and at least two digits.
+    let text = format!("{v:e}");
+    let (mantissa, exponent) = text.split_once('e').expect("`{:e}` has an exponent");
+    let exponent: i32 = exponent.parse().expect("`{:e}` has an integer exponent");
+    let sign = if exponent < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exponent.abs())
+}
+
 /// Reads a float written by [`to_json`] (`null` reads as NaN); `None` for anything else.
 pub fn from_json(v: &Value) -> Option<f64> {
     match v {
@@ -81,6 +105,27 @@ pub mod series {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn shortest_reads_back_and_uses_an_exponent_outside_1e_4_to_1e16() {
+        use super::shortest;
+        for (v, text) in [
+            (-4.440892098500626e-16, "-4.440892098500626e-16"),
+            (1e-5, "1e-05"),
+            (0.0001, "0.0001"),
+            (12.5, "12.5"),
+            (3.0, "3"),
+            (1e16, "1e+16"),
+            (1.2345678901234567e300, "1.2345678901234567e+300"),
+            (f64::NAN, "nan"),
+            (f64::NEG_INFINITY, "-inf"),
+        ] {
+            assert_eq!(shortest(v), text);
+            if v.is_finite() {
+                assert_eq!(text.parse::<f64>().unwrap().to_bits(), v.to_bits());
+            }
+        }
+    }
     use super::*;
 
     #[test]

@@ -84,12 +84,29 @@ impl Summary {
     /// for multi-objective runs, or nothing yet.
     pub fn best_text(&self) -> Option<String> {
         match (&self.best, self.pareto.len()) {
-            (Some((v, ..)), _) => Some(format!("{v}")),
+            (Some((v, ..)), _) => Some(shown(*v)),
             (None, 0) => None,
             (None, n) if self.pareto_left_out > 0 => Some(format!("over {n} Pareto-optimal")),
             (None, n) => Some(format!("{n} Pareto-optimal")),
         }
     }
+}
+
+/// `jobs` done in `secs` as a rate for people: `1234 jobs/s`, `2.5 jobs/s`, `0.25 jobs/s`
+/// (a slow stream of configurations is not "0 jobs/s").
+pub fn rate_text(jobs: u64, secs: f64) -> String {
+    let rate = jobs as f64 / secs.max(1e-9);
+    match rate {
+        r if r >= 10.0 || r == 0.0 => format!("{r:.0} jobs/s"),
+        r if r >= 1.0 => format!("{r:.1} jobs/s"),
+        r => format!("{r:.2} jobs/s"),
+    }
+}
+
+/// An objective as the summary shows it: its shortest round-trip form, and a negative zero
+/// as `0` (a run function that returns `-x` returns -0 for x = 0).
+fn shown(v: f64) -> String {
+    crate::float::shortest(if v == 0.0 { 0.0 } else { v })
 }
 
 /// True when `a` is at least as good as `b` everywhere and better somewhere (maximizing).
@@ -125,7 +142,8 @@ impl fmt::Display for Summary {
         if let Some((v, id, config)) = &self.best {
             writeln!(
                 f,
-                "best objective {v} (job {id}): {}",
+                "best objective {} (job {id}): {}",
+                shown(*v),
                 Value::Object(config.clone())
             )?;
         } else if !self.pareto.is_empty() {
@@ -201,6 +219,9 @@ mod tests {
         let ids: Vec<u64> = s.pareto.iter().map(|(_, id)| id.number()).collect();
         assert_eq!(ids, [3, 4]);
         assert_eq!(s.best_text().unwrap(), "2 Pareto-optimal");
+        assert_eq!(rate_text(3, 12.0), "0.25 jobs/s");
+        assert_eq!(rate_text(5, 2.0), "2.5 jobs/s");
+        assert_eq!(rate_text(12345, 1.0), "12345 jobs/s");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! use wasmeval_guest::{Config, job};
 //!
 //! fn run(config: Config) -> Result<f64, String> {
-//!     let x = config["x"].as_f64().ok_or("x must be a number")?;
+//!     let x = config.f64("x")?;          // a missing or non-numeric "x" fails the job
 //!     job::log(&format!("x = {x}"));
 //!     Ok(-x * x)
 //! }
@@ -27,8 +27,91 @@ use serde::de::DeserializeOwned;
 
 pub use serde_json::{Map, Value, json};
 
-/// A configuration as a JSON object.
-pub type Config = Map<String, Value>;
+/// A configuration: a JSON object, read through accessors that return a [`ConfigError`]
+/// (never a panic, which would trap the job) for a missing key or a value of another type.
+/// The `?` operator turns it into the job's error message.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Config(pub Map<String, Value>);
+
+/// Why a configuration value cannot be read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigError {
+    /// The key is not in the configuration.
+    Missing(String),
+    /// The key holds another kind of value: the key, what was expected, what was found.
+    Type(String, &'static str, Value),
+}
+
+impl Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Missing(key) => write!(f, "the configuration has no \"{key}\""),
+            ConfigError::Type(key, expected, found) => {
+                write!(f, "\"{key}\" must be {expected}, found {found}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<ConfigError> for String {
+    fn from(e: ConfigError) -> String {
+        e.to_string()
+    }
+}
+
+impl Config {
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Result<&Value, ConfigError> {
+        self.0
+            .get(key)
+            .ok_or_else(|| ConfigError::Missing(key.into()))
+    }
+
+    /// The value of `key`, if the configuration has it.
+    pub fn maybe(&self, key: &str) -> Option<&Value> {
+        self.0.get(key)
+    }
+
+    fn typed<'a, T>(
+        &'a self,
+        key: &str,
+        expected: &'static str,
+        read: impl FnOnce(&'a Value) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        let value = self.get(key)?;
+        read(value).ok_or_else(|| ConfigError::Type(key.into(), expected, value.clone()))
+    }
+
+    /// The number at `key`.
+    pub fn f64(&self, key: &str) -> Result<f64, ConfigError> {
+        self.typed(key, "a number", Value::as_f64)
+    }
+
+    /// The integer at `key`.
+    pub fn i64(&self, key: &str) -> Result<i64, ConfigError> {
+        self.typed(key, "an integer", Value::as_i64)
+    }
+
+    /// The boolean at `key`.
+    pub fn bool(&self, key: &str) -> Result<bool, ConfigError> {
+        self.typed(key, "true or false", Value::as_bool)
+    }
+
+    /// The string at `key`.
+    pub fn str(&self, key: &str) -> Result<&str, ConfigError> {
+        self.typed(key, "a string", Value::as_str)
+    }
+
+    /// The list of numbers at `key`.
+    pub fn f64s(&self, key: &str) -> Result<Vec<f64>, ConfigError> {
+        self.typed(key, "a list of numbers", |v| {
+            v.as_array()?.iter().map(Value::as_f64).collect()
+        })
+    }
+}
 
 #[doc(hidden)]
 pub mod bindings {
@@ -100,4 +183,26 @@ macro_rules! export_run {
         }
         $crate::bindings::__export_objective!(__WasmevalRun with_types_in $crate::bindings);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accessors_return_errors_instead_of_panicking() {
+        let c: Config =
+            serde_json::from_str(r#"{"x": 1.5, "n": 3, "s": "a", "v": [1, 2.5]}"#).unwrap();
+        assert_eq!(c.f64("x"), Ok(1.5));
+        assert_eq!(c.i64("n"), Ok(3));
+        assert_eq!(c.str("s"), Ok("a"));
+        assert_eq!(c.f64s("v"), Ok(vec![1.0, 2.5]));
+        assert_eq!(c.f64("y"), Err(ConfigError::Missing("y".into())));
+        assert_eq!(
+            String::from(c.f64("s").unwrap_err()),
+            "\"s\" must be a number, found \"a\""
+        );
+        let run = |c: Config| -> Result<f64, String> { Ok(c.f64("missing")?) };
+        assert_eq!(run(c).unwrap_err(), "the configuration has no \"missing\"");
+    }
 }

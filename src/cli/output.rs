@@ -19,7 +19,9 @@ pub fn write_file(
     }
     let named =
         |e: &dyn std::fmt::Display| crate::Error::Option(format!("{}: {e}", path.display()));
-    let format = format.unwrap_or_else(|| Format::of_path(path));
+    let format = format
+        .or_else(|| Format::of_path(path))
+        .ok_or_else(|| crate::Error::Option(unknown_extension(path)))?;
     crate::safe_write::replace(path, 0o666, |out| {
         export::write_search(storage, search, format, out).map_err(std::io::Error::other)
     })
@@ -31,7 +33,17 @@ pub fn check(path: &Path, format: Option<Format>) -> Result<(), String> {
     if is_stdout(path) {
         return format.map(drop).ok_or_else(|| STDOUT_FORMAT.to_string());
     }
+    if format.is_none() && Format::of_path(path).is_none() {
+        return Err(unknown_extension(path));
+    }
     crate::safe_write::check_writable(path).map_err(|e| format!("--output {}: {e}", path.display()))
+}
+
+fn unknown_extension(path: &Path) -> String {
+    format!(
+        "--output {}: name the file .csv or .jsonl, or give --format csv|jsonl",
+        path.display()
+    )
 }
 
 const STDOUT_FORMAT: &str = "--output - (standard output) needs --format csv or jsonl";

@@ -97,7 +97,11 @@ impl Progress {
                 None => format!("{} done, ", s.jobs),
             });
         }
-        t.push_str(&format!("{} failed, {rate:.0} jobs/s", s.failed()));
+        t.push_str(&format!(
+            "{} failed, {}",
+            s.failed(),
+            crate::summary::rate_text(s.jobs - s.cancelled, secs)
+        ));
         if let Some(n) = self.total
             && rate > 0.0
         {

@@ -319,8 +319,8 @@ fn evaluate(
         }
         let secs = wall.as_secs_f64();
         eprintln!(
-            "wall time {secs:.3} s, {:.0} jobs/s",
-            summary.jobs as f64 / secs.max(1e-9)
+            "wall time {secs:.3} s, {}",
+            crate::summary::rate_text(summary.jobs - summary.cancelled, secs)
         );
     }
     let hint = || resume_hint(args, &search);

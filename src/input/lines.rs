@@ -29,10 +29,22 @@ pub(super) fn read(mut reader: impl BufRead + Send + 'static, check_only: bool) 
             return Some(match serde_json::from_slice::<Value>(&buf) {
                 Ok(Value::Object(m)) => Ok((line, m)),
                 Ok(other) => Err((line, not_an_object(&other))),
-                Err(e) => Err((line, format!("invalid JSON: {e}"))),
+                Err(e) => Err((line, invalid_json(&e))),
             });
         }
     }))
+}
+
+/// serde_json's message for one line, its position given as a column of that line (its own
+/// "line 2 column 0" counts past the line's end, and the file's line number is given apart).
+fn invalid_json(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let message = message.strip_suffix(&position).unwrap_or(&message);
+    match e.line() {
+        1 => format!("invalid JSON at column {}: {message}", e.column()),
+        _ => format!("invalid JSON at the end of the line: {message}"),
+    }
 }
 
 /// A JSON object, checked value by value and thrown away. It accepts exactly what reading a

@@ -17,6 +17,15 @@ fn json_lines_errors_name_the_line() {
         "cfg:2: expected a JSON object, found [1]"
     );
     assert!(errs("{\"a\":1}\n\n{oops\n").starts_with("cfg:3: invalid JSON"));
+    // The position is a column of the line, never serde_json's "line 2" past its end.
+    assert_eq!(
+        errs("{\"a\":1}\n\n{oops\n"),
+        "cfg:3: invalid JSON at column 2: key must be a string"
+    );
+    assert_eq!(
+        errs("{\"a\": 1\n"),
+        "cfg:1: invalid JSON at the end of the line: EOF while parsing an object"
+    );
     let lines: Vec<usize> =
         Configs::from_reader("f", std::io::Cursor::new(b"\n\n{}\n{}".to_vec()), false)
             .unwrap()

@@ -198,6 +198,17 @@ pub(crate) fn child_main() -> i32 {
     0
 }
 
+/// Why componentizing `wasm` failed: the module itself when wasmtime finds it invalid (rather
+/// than the component made of it), else the componentizer's reason.
+fn blame(policy: &Policy, wasm: &[u8], e: componentize::ComponentizeError) -> Refusal {
+    let invalid =
+        engine::compile_engine(policy).and_then(|engine| wasmtime::Module::validate(&engine, wasm));
+    match invalid {
+        Err(invalid) => Refusal::of(invalid, Refusal::Invalid),
+        Ok(()) => Refusal::Componentize(e.to_string()),
+    }
+}
+
 /// What the compiling child does with `wasm`: componentize a core module that asks for it,
 /// count what one instance takes from the pool, compile.
 fn componentize_and_compile(
@@ -207,7 +218,7 @@ fn componentize_and_compile(
     let made = match request.component {
         true => None,
         false => componentize::componentize(wasm, !request.policy.dirs.is_empty())
-            .map_err(|e| Refusal::Componentize(e.to_string()))?,
+            .map_err(|e| blame(&request.policy, wasm, e))?,
     };
     let (wasm, component) = match &made {
         Some(c) => (&c.component[..], true),

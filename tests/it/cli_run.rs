@@ -146,7 +146,7 @@ fn a_terminal_gets_a_progress_bar() {
     // `script` runs the command on a pseudo-terminal and copies what it draws.
     let ackley = guest("ackley");
     let command = format!(
-        "{} run {} -i examples/configs/ackley.jsonl -o /dev/null --storage memory --method serial",
+        "{} run {} -i examples/configs/ackley.jsonl -o /dev/null --format csv --storage memory --method serial",
         env!("CARGO_BIN_EXE_wasmeval"),
         ackley.display()
     );
@@ -661,4 +661,136 @@ fn runs_that_join_a_search_share_its_clock() {
         "{jobs:?}"
     );
     assert!(time(&jobs[1], "timestamp_end") >= 0.3 + time(&jobs[0], "timestamp_start"));
+}
+
+#[test]
+fn tiny_objectives_print_in_their_shortest_form_in_results_csv_and_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("c.jsonl");
+    std::fs::write(
+        &input,
+        "{\"x0\": 4.440892098500626e-16, \"x1\": 0, \"x2\": 0}\n",
+    )
+    .unwrap();
+    let csv = dir.path().join("r.csv");
+    let out = output(&[
+        "run",
+        guest("sum").to_str().unwrap(),
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let row = text.lines().nth(1).unwrap();
+    let objective = row.split(',').nth(3).unwrap();
+    assert_eq!(objective, "4.440892098500626e-16", "{text}");
+    assert!(
+        stderr(&out).contains("best objective 4.440892098500626e-16 (job"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_output_of_unknown_extension_needs_a_format_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let txt = dir.path().join("r.txt");
+    let sum = guest("sum");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            sum.to_str().unwrap(),
+            "-i",
+            "examples/configs/ackley.jsonl",
+            "-o",
+            txt.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        output(&args)
+    };
+    let refused = run(&[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("r.txt: name the file .csv or .jsonl, or give --format"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!txt.exists());
+    let given = run(&["--format", "jsonl"]);
+    assert!(given.status.success(), "{}", stderr(&given));
+    assert!(std::fs::read_to_string(&txt).unwrap().starts_with('{'));
+}
+
+/// The code lines of a Rust snippet: comments and blank lines dropped, whitespace collapsed.
+fn code_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| {
+            l.split("//")
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn the_readme_run_function_is_the_guest_the_tests_build_and_a_missing_key_fails_the_job() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme
+        .split("In Rust, with the `guest-sdk` crate")
+        .nth(1)
+        .unwrap();
+    let snippet = section
+        .split("```rust\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let source =
+        std::fs::read_to_string(root().join("examples/guests/rust/readme/src/lib.rs")).unwrap();
+    assert_eq!(code_lines(snippet), code_lines(&source));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("c.jsonl");
+    std::fs::write(&input, "{\"x\": 2}\n{\"y\": 1}\n{\"x\": \"a\"}\n").unwrap();
+    let out_path = dir.path().join("r.jsonl");
+    let out = output(&[
+        "run",
+        guest("readme").to_str().unwrap(),
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let jobs = jsonl(&out_path);
+    assert_eq!(jobs[0]["objective"], -4.0);
+    // Not a trap ("unreachable executed"): the accessor's error is the job's message.
+    for (job, message) in [
+        (&jobs[1], "the configuration has no \"x\""),
+        (&jobs[2], "\"x\" must be a number, found \"a\""),
+    ] {
+        assert_eq!(job["objective"], "F_guest_error", "{job}");
+        assert_eq!(job["metadata"]["failure_message"], message, "{job}");
+    }
+}
+
+#[test]
+fn the_readme_library_example_is_examples_library_rs() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme.split("## The library\n").nth(1).unwrap();
+    let snippet = section
+        .split("```rust\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let example = std::fs::read_to_string(root().join("examples/library.rs")).unwrap();
+    assert_eq!(code_lines(snippet), code_lines(&example));
 }

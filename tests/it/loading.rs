@@ -194,3 +194,31 @@ fn a_module_handle_travels_as_json_and_loads_again_with_its_policy() {
         other => panic!("expected a digest refusal, got {other:?}"),
     }
 }
+
+#[test]
+fn an_invalid_core_module_to_componentize_is_blamed_not_the_component_made_of_it() {
+    // `run` returns an i64 where its type says i32: text that parses, a module that does not
+    // validate.
+    let wat = r#"(module
+        (memory (export "memory") 1)
+        (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 0))
+        (func (export "run") (param i32 i32) (result i32) (i64.const 0)))"#;
+    let err = refusal(RunFunction::Bytes {
+        name: "bad.wat".into(),
+        bytes: wat.as_bytes().to_vec(),
+    });
+    assert!(err.starts_with("bad.wat: invalid WebAssembly: "), "{err}");
+    assert!(!err.contains("component output"), "{err}");
+}
+
+#[test]
+fn a_wat_syntax_error_is_located_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.wat");
+    std::fs::write(&path, "(module\n  (func\n    (oops)))\n").unwrap();
+    let err = refusal(path.clone());
+    assert!(
+        err.contains(&format!("{}:3:", path.display())),
+        "the file and line, not <anon>: {err}"
+    );
+}
