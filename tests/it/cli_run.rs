@@ -738,23 +738,22 @@ fn code_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Checks that the first Rust snippet of the README after `heading` is the code of `file`.
+fn same_as_readme(heading: &str, file: &str) {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme.split(heading).nth(1).unwrap();
+    let snippet = section.split("```rust\n").nth(1).unwrap();
+    let snippet = snippet.split("```").next().unwrap();
+    let source = std::fs::read_to_string(root().join(file)).unwrap();
+    assert_eq!(code_lines(snippet), code_lines(&source), "{file}");
+}
+
 #[test]
 fn the_readme_run_function_is_the_guest_the_tests_build_and_a_missing_key_fails_the_job() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let section = readme
-        .split("In Rust, with the `guest-sdk` crate")
-        .nth(1)
-        .unwrap();
-    let snippet = section
-        .split("```rust\n")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap();
-    let source =
-        std::fs::read_to_string(root().join("examples/guests/rust/readme/src/lib.rs")).unwrap();
-    assert_eq!(code_lines(snippet), code_lines(&source));
+    same_as_readme(
+        "In Rust, with the `guest-sdk` crate",
+        "examples/guests/rust/readme/src/lib.rs",
+    );
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("c.jsonl");
     std::fs::write(&input, "{\"x\": 2}\n{\"y\": 1}\n{\"x\": \"a\"}\n").unwrap();
@@ -782,15 +781,5 @@ fn the_readme_run_function_is_the_guest_the_tests_build_and_a_missing_key_fails_
 
 #[test]
 fn the_readme_library_example_is_examples_library_rs() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let section = readme.split("## The library\n").nth(1).unwrap();
-    let snippet = section
-        .split("```rust\n")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap();
-    let example = std::fs::read_to_string(root().join("examples/library.rs")).unwrap();
-    assert_eq!(code_lines(snippet), code_lines(&example));
+    same_as_readme("## The library\n", "examples/library.rs");
 }
