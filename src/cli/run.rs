@@ -351,10 +351,78 @@ fn resume_hint(args: &RunArgs, search: &str) -> String {
     if args.storage == "memory" {
         return "; nothing was stored (--storage memory)".into();
     }
-    format!(
-        "; to resume, run the same command with --storage {} --search-id {search} --resume",
-        args.storage
-    )
+    let command = resume_command(std::env::args(), &args.storage, search);
+    format!("; to resume, run: {command}")
+}
+
+/// The command line `argv` with `--storage STORAGE --search-id SEARCH --resume` in place of
+/// any it had, quoted for a POSIX shell, passwords in URLs redacted: ready to paste.
+fn resume_command(argv: impl IntoIterator<Item = String>, storage: &str, search: &str) -> String {
+    let mut words = Vec::new();
+    let mut argv = argv.into_iter();
+    while let Some(word) = argv.next() {
+        match word.as_str() {
+            "--resume" => {}
+            "--storage" | "--search-id" => {
+                argv.next();
+            }
+            w if w.starts_with("--storage=") || w.starts_with("--search-id=") => {}
+            _ => words.push(word),
+        }
+    }
+    words.extend(["--storage", storage, "--search-id", search, "--resume"].map(String::from));
+    words
+        .iter()
+        .map(|w| {
+            let w = redact_password(w);
+            shlex::try_quote(&w).map_or_else(|_| format!("{w:?}"), |q| q.into_owned())
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `scheme://user:password@host…` with the password written `***`.
+fn redact_password(word: &str) -> String {
+    let Some(scheme_end) = word.find("://").map(|i| i + 3) else {
+        return word.to_string();
+    };
+    let rest = &word[scheme_end..];
+    let Some(at) = rest.find('@') else {
+        return word.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &word[..scheme_end],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => word.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resume_command_is_the_command_with_the_search_and_no_password() {
+        let argv = [
+            "wasmeval",
+            "run",
+            "my guest.wasm",
+            "--search-id",
+            "3",
+            "--storage=x",
+            "-i",
+            "-",
+        ];
+        assert_eq!(
+            resume_command(argv.map(String::from), "redis://u:secret@h:6379/0", "3"),
+            "wasmeval run 'my guest.wasm' -i - --storage 'redis://u:***@h:6379/0' --search-id 3 --resume"
+        );
+        assert_eq!(redact_password("redis://h:6379"), "redis://h:6379");
+    }
 }
 
 /// Reads configurations in a thread, a bounded number ahead, so that parsing overlaps the

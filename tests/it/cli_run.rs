@@ -206,12 +206,20 @@ fn a_bad_line_on_stdin_stops_the_run_and_resume_finishes_it() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("error: -:4: invalid JSON"), "{err}");
+    // The hint is the whole command, ready to paste: run exactly what it says.
+    let hint = err
+        .split("to resume, run: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no resume command: {err}"));
+    let hinted = shlex::split(hint).unwrap();
+    assert_eq!(hinted[0], env!("CARGO_BIN_EXE_wasmeval"));
     assert!(
-        err.contains(&format!(
+        hint.ends_with(&format!(
             "--storage {} --search-id 0 --resume",
             db.display()
         )),
-        "{err}"
+        "{hint}"
     );
     let storage = wasmeval::SqliteStorage::open(&db).unwrap();
     let done = storage
@@ -222,8 +230,7 @@ fn a_bad_line_on_stdin_stops_the_run_and_resume_finishes_it() {
         .count();
     drop(storage);
     // The three lines before the bad one ran (or were cancelled, if still in flight).
-    let mut resumed = args.to_vec();
-    resumed.extend(["--search-id", "0", "--resume"]);
+    let resumed: Vec<&str> = hinted[1..].iter().map(String::as_str).collect();
     let out = with_stdin(&resumed, format!("{good}{{\"x0\": 4}}\n").as_bytes());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
