@@ -401,30 +401,6 @@ fn redact_password(word: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_resume_command_is_the_command_with_the_search_and_no_password() {
-        let argv = [
-            "wasmeval",
-            "run",
-            "my guest.wasm",
-            "--search-id",
-            "3",
-            "--storage=x",
-            "-i",
-            "-",
-        ];
-        assert_eq!(
-            resume_command(argv.map(String::from), "redis://u:secret@h:6379/0", "3"),
-            "wasmeval run 'my guest.wasm' -i - --storage 'redis://u:***@h:6379/0' --search-id 3 --resume"
-        );
-        assert_eq!(redact_password("redis://h:6379"), "redis://h:6379");
-    }
-}
-
 /// Reads configurations in a thread, a bounded number ahead, so that parsing overlaps the
 /// jobs and a Ctrl-C is noticed while standard input has nothing to read.
 fn read_ahead(
@@ -455,4 +431,28 @@ fn read_ahead(
         Err(crossbeam_channel::RecvTimeoutError::Timeout) if stop.load(Ordering::SeqCst) => None,
         Err(crossbeam_channel::RecvTimeoutError::Timeout) => Some(batch::Next::Waiting),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resume_command_is_the_command_with_the_search_and_no_password() {
+        let argv = [
+            "wasmeval",
+            "run",
+            "my guest.wasm",
+            "--search-id",
+            "3",
+            "--storage=x",
+            "-i",
+            "-",
+        ];
+        assert_eq!(
+            resume_command(argv.map(String::from), "redis://u:secret@h:6379/0", "3"),
+            "wasmeval run 'my guest.wasm' -i - --storage 'redis://u:***@h:6379/0' --search-id 3 --resume"
+        );
+        assert_eq!(redact_password("redis://h:6379"), "redis://h:6379");
+    }
 }
