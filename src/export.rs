@@ -8,7 +8,7 @@
 //! cell holds a raw line break (`\n` and `\r` are written as those two characters), and a text
 //! cell that a spreadsheet would run as a formula is prefixed with `'`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
@@ -185,14 +185,30 @@ impl Format {
 /// Writes every job of a search, in creation order, reading the storage row by row (twice
 /// for CSV: once for the columns, once for the rows), so a search of any size is exported
 /// with bounded memory.
+///
+/// One row per job: its final outcome. With `attempts`, a job that a resume ran again has its
+/// earlier attempts (see [`Storage::load_attempts`]) as rows before it, and every row has an
+/// `attempt` metadata key (1 for the first).
 pub fn write_search(
     storage: &dyn Storage,
     search_id: &str,
     format: Format,
+    attempts: bool,
     mut out: impl Write,
 ) -> Result<()> {
+    // Read before the jobs: a storage may not be read from inside `for_each_job`.
+    let earlier = match attempts {
+        true => earlier_attempts(storage, search_id)?,
+        false => HashMap::new(),
+    };
     let each = |f: &mut dyn FnMut(&Job) -> std::io::Result<()>| {
-        storage.for_each_job(search_id, &mut |job| Ok(f(&job)?))
+        storage.for_each_job(search_id, &mut |job| match attempts {
+            true => {
+                let earlier = earlier.get(&job.id.number());
+                Ok(with_attempts(job, earlier, f)?)
+            }
+            false => Ok(f(&job)?),
+        })
     };
     match format {
         Format::Jsonl => each(&mut |job| write_jsonl_line(job, &mut out))?,
@@ -209,6 +225,37 @@ pub fn write_search(
         }
     }
     Ok(out.flush()?)
+}
+
+/// The earlier attempts of the jobs of a search that have any, by job number.
+fn earlier_attempts(storage: &dyn Storage, search_id: &str) -> Result<HashMap<u64, Vec<Job>>> {
+    let mut by_job = HashMap::new();
+    for id in storage.load_all_job_ids(search_id)? {
+        let attempts = storage.load_attempts(&id)?;
+        if !attempts.is_empty() {
+            by_job.insert(id.number(), attempts);
+        }
+    }
+    Ok(by_job)
+}
+
+/// Calls `f` with each of `earlier` (the earlier attempts of `job`), then with `job`, each
+/// numbered in its `attempt` metadata key.
+fn with_attempts(
+    mut job: Job,
+    earlier: Option<&Vec<Job>>,
+    f: &mut dyn FnMut(&Job) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let earlier = earlier.map_or(&[][..], Vec::as_slice);
+    for (k, attempt) in earlier.iter().enumerate() {
+        let mut attempt = attempt.clone();
+        attempt.config = job.config.clone();
+        attempt.metadata.insert("attempt".into(), (k + 1).into());
+        f(&attempt)?;
+    }
+    job.metadata
+        .insert("attempt".into(), (earlier.len() + 1).into());
+    f(&job)
 }
 
 fn objective_cells(objective: Option<&Objective>, k: usize) -> Vec<String> {

@@ -179,6 +179,7 @@ pub const HOST_KEYS: &[&str] = &[
     "failure_message",
     "trap_code",
     "truncated",
+    "attempt",
     HOST_KEYS_DROPPED,
 ];
 

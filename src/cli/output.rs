@@ -5,17 +5,19 @@ use std::path::Path;
 use crate::Storage;
 use crate::export::{self, Format};
 
-/// Writes every job of `search` to `path`, in `format` or else the one its extension names;
+/// Writes every job of `search` (with `attempts`, every attempt: see
+/// [`export::write_search`]) to `path`, in `format` or else the one its extension names;
 /// `-` is standard output, which needs `format`. Errors name the file.
 pub fn write_file(
     storage: &dyn Storage,
     search: &str,
     path: &Path,
     format: Option<Format>,
+    attempts: bool,
 ) -> crate::Result<()> {
     if is_stdout(path) {
         let format = format.ok_or_else(|| crate::Error::Option(STDOUT_FORMAT.into()))?;
-        return export::write_search(storage, search, format, std::io::stdout().lock());
+        return export::write_search(storage, search, format, attempts, std::io::stdout().lock());
     }
     let named =
         |e: &dyn std::fmt::Display| crate::Error::Option(format!("{}: {e}", path.display()));
@@ -23,7 +25,7 @@ pub fn write_file(
         .or_else(|| Format::of_path(path))
         .ok_or_else(|| crate::Error::Option(unknown_extension(path)))?;
     crate::safe_write::replace(path, 0o666, |out| {
-        export::write_search(storage, search, format, out).map_err(std::io::Error::other)
+        export::write_search(storage, search, format, attempts, out).map_err(std::io::Error::other)
     })
     .map_err(|e| named(&e))
 }

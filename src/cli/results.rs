@@ -27,6 +27,10 @@ pub struct ResultsArgs {
     /// Show one job, with its log, as JSON.
     #[arg(long)]
     pub job: Option<String>,
+    /// Every attempt of a job that `run --resume` ran again, each a row with an `attempt`
+    /// number (`m:attempt` in CSV); by default one row per job, its final outcome.
+    #[arg(long)]
+    pub all_attempts: bool,
 }
 
 /// Runs `wasmeval results`; returns the exit code.
@@ -87,10 +91,14 @@ fn show(args: ResultsArgs) -> Result<(), Fail> {
             .ok_or_else(|| Fail::Usage(format!("{}: the storage holds no search", args.storage)))?,
     };
     match (&args.output, args.format) {
-        (Some(path), _) => output::write_file(&*storage, &search, path, None),
-        (None, format) => {
-            export::write_search(&*storage, &search, format, std::io::stdout().lock())
-        }
+        (Some(path), _) => output::write_file(&*storage, &search, path, None, args.all_attempts),
+        (None, format) => export::write_search(
+            &*storage,
+            &search,
+            format,
+            args.all_attempts,
+            std::io::stdout().lock(),
+        ),
     }
     .map_err(Fail::from)
 }

@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// policy differ from the search's, or if another process still runs it.
     #[arg(long)]
     pub resume: bool,
+    /// In --output, every attempt of a job that --resume ran again, each a row with an
+    /// `attempt` number (`m:attempt` in CSV); by default one row per job, its final outcome.
+    #[arg(long)]
+    pub all_attempts: bool,
     /// Submit at most N jobs (configurations skipped by --resume do not count).
     #[arg(long, value_name = "N")]
     pub max_jobs: Option<u64>,
@@ -307,7 +311,7 @@ fn evaluate(
     let wall = started.elapsed();
     progress.finish();
     if let Some(path) = &args.output {
-        crate::cli::output::write_file(&*storage, &search, path, args.format)?;
+        crate::cli::output::write_file(&*storage, &search, path, args.format, args.all_attempts)?;
     }
     if !args.quiet {
         eprint!("{summary}");

@@ -557,3 +557,63 @@ fn many_connections_opening_a_new_file_at_once_all_succeed() {
         assert_eq!(ids, (0..8).map(|i| i.to_string()).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn the_export_has_one_row_per_job_and_every_attempt_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("attempts.sqlite");
+    {
+        let s = SqliteStorage::open(&db).unwrap();
+        let search = s.create_new_search().unwrap();
+        let configs = [json!({"x": 1}), json!({"x": 2})].map(|c| c.as_object().unwrap().clone());
+        let ids = s.create_new_jobs(&search, &configs).unwrap();
+        let done = |id: &JobId, status, objective| {
+            let mut j = Job::new(id.clone(), Map::new());
+            (j.status, j.objective) = (status, Some(objective));
+            s.store_job_done(&j).unwrap();
+        };
+        // Job 0 was cancelled by a Ctrl-C, then run again by --resume.
+        done(
+            &ids[0],
+            JobStatus::Cancelled,
+            Objective::Failure("F_CANCELLED".into()),
+        );
+        s.restart_job(&ids[0]).unwrap();
+        done(&ids[0], JobStatus::Done, Objective::Value(5.0));
+        done(&ids[1], JobStatus::Done, Objective::Value(7.0));
+    }
+    let export = |extra: &[&str]| {
+        let mut args = vec![
+            "results",
+            "--storage",
+            db.to_str().unwrap(),
+            "--format",
+            "csv",
+        ];
+        args.extend_from_slice(extra);
+        let out = wasmeval(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let final_only = export(&[]);
+    assert_eq!(
+        final_only.lines().skip(1).collect::<Vec<_>>(),
+        ["1,5,0,DONE", "2,7,1,DONE"],
+        "one row per job, its final outcome: {final_only}"
+    );
+    let all = export(&["--all-attempts"]);
+    assert_eq!(
+        all.lines().collect::<Vec<_>>(),
+        [
+            "p:x,objective,job_id,job_status,m:attempt",
+            "1,F_CANCELLED,0,CANCELLED,1",
+            "1,5,0,DONE,2",
+            "2,7,1,DONE,1"
+        ],
+        "{all}"
+    );
+}
