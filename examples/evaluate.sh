@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2 >/dev/null
-(cd examples/guests/rust && cargo build --quiet --release --target wasm32-wasip2 -p ackley)
-cargo run --quiet --bin wasmeval -- run \
+echo "building the Ackley guest, then the wasmeval command: the first build takes several" \
+  "minutes (cargo shows its progress); later ones take seconds" >&2
+(cd examples/guests/rust && cargo build --release --target wasm32-wasip2 -p ackley)
+cargo run --bin wasmeval -- run \
   examples/guests/rust/target/wasm32-wasip2/release/ackley.wasm \
   --input examples/configs/ackley.jsonl \
   --output results.csv \

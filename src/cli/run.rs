@@ -15,7 +15,7 @@ use crate::{DirGrant, Evaluator, EvaluatorBuilder, Method, Summary, batch, expor
 
 /// Options of `wasmeval run`.
 #[derive(Args, Debug)]
-#[command(after_help = crate::cli::EXIT_CODES)]
+#[command(after_help = crate::cli::EXIT_CODES, args_override_self = true)]
 pub struct RunArgs {
     /// The run function: a `.wasm` binary or `.wat` text.
     pub module: PathBuf,

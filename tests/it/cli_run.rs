@@ -790,3 +790,22 @@ fn the_readme_run_function_is_the_guest_the_tests_build_and_a_missing_key_fails_
 fn the_readme_library_example_is_examples_library_rs() {
     same_as_readme("## The library\n", "examples/library.rs");
 }
+
+#[test]
+fn a_flag_given_again_overrides_the_first_as_evaluate_sh_documents() {
+    // `examples/evaluate.sh --output results.jsonl` adds a second --output after its own.
+    let dir = tempfile::tempdir().unwrap();
+    let (first, last) = (dir.path().join("a.csv"), dir.path().join("b.jsonl"));
+    let out = output(&[
+        "run",
+        guest("sum").to_str().unwrap(),
+        "-i",
+        "examples/configs/ackley.jsonl",
+        "--output",
+        first.to_str().unwrap(),
+        "--output",
+        last.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!first.exists() && last.exists());
+}
