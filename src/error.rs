@@ -1,9 +1,11 @@
 //! The library's error type.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::child::ChildError;
-use crate::sandbox::ModuleError;
 
 /// An error of wasmtime or `wit-component`, shown with its whole chain of causes.
 #[derive(Debug)]
@@ -109,14 +111,18 @@ pub enum Error {
         /// What it holds instead.
         reason: String,
     },
-    /// results.csv would have this many columns, more than [`crate::export::MAX_COLUMNS`].
+    /// results.csv would have more columns than it may (`crate::export::MAX_COLUMNS`).
     #[error(
         "results.csv would have more than {max} columns (the configurations and the run \
          function's metadata have that many distinct keys); export the search as JSON Lines \
-         (.jsonl) instead",
-        max = crate::export::MAX_COLUMNS
+         (.jsonl) instead"
     )]
-    TooManyColumns(usize),
+    TooManyColumns {
+        /// The columns it would have.
+        columns: usize,
+        /// The most it may have.
+        max: usize,
+    },
     /// An input/output error outside the module file.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -126,6 +132,192 @@ impl Error {
     /// The error of a wasmtime call, as an [`Error::Engine`].
     pub(crate) fn engine(e: wasmtime::Error) -> Error {
         Error::Engine { source: e.into() }
+    }
+}
+
+/// Why a module cannot be used as a run function. [`crate::Error::Module`] names its file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModuleError {
+    /// `.wat` text that does not parse.
+    #[error("invalid WebAssembly text: {0}")]
+    Text(#[source] wat::Error),
+    /// Neither a binary nor text; what the file starts with.
+    #[error(
+        "not WebAssembly: the file starts with {0}; expected a .wasm binary (\\0asm) or .wat text"
+    )]
+    NotWasm(String),
+    /// A binary of an unknown version; its version bytes.
+    #[error(
+        "unknown WebAssembly binary version {0:02x?}; expected a core module (01 00 00 00) or a \
+         component (0d 00 01 00)"
+    )]
+    Version(Vec<u8>),
+    /// A binary that does not parse.
+    #[error("invalid WebAssembly: {0}")]
+    Invalid(#[source] wasmparser::BinaryReaderError),
+    /// Componentizing or compiling failed (see [`CompileError`]).
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    /// The compiled code could not be loaded.
+    #[error("cannot load the compiled code: {0}")]
+    Load(#[source] Foreign),
+    /// One instance needs more than the whole instance pool.
+    #[error(
+        "too big for the instance pool: one instance needs {} core instances, {} memories and {} \
+         tables; the pool holds {}, {} and {}",
+        needs[0], needs[1], needs[2], pool[0], pool[1], pool[2]
+    )]
+    TooBigForPool {
+        /// Core instances, memories and tables one instance needs.
+        needs: [u32; 3],
+        /// Core instances, memories and tables the pool holds.
+        pool: [u32; 3],
+    },
+    /// A core module with neither `_start` nor a canonical-ABI `run`; its exports.
+    #[error(
+        "a core module that exports neither `_start` nor `run` with `cabi_realloc` (exports: {}); \
+         expected a WASI command (`_start`), a core module exporting the canonical-ABI `run` and \
+         `cabi_realloc` (componentized at load), or a component exporting `run`",
+        list(.0)
+    )]
+    NoEntry(Vec<String>),
+    /// A component without `run` or `wasi:cli/run`; its exports.
+    #[error(
+        "a component that exports neither `run` nor `wasi:cli/run` (exports: {}); expected the \
+         `objective` world (`run: func(config: string) -> result<string, string>`) or a WASI \
+         command",
+        list(.0)
+    )]
+    NoRun(Vec<String>),
+    /// A component whose `run` has another type.
+    #[error(
+        "the component exports `run` with the wrong type; expected \
+         `run: func(config: string) -> result<string, string>`"
+    )]
+    WrongRunType,
+    /// The `wasi:cli/run` export cannot be called.
+    #[error("the `wasi:cli/run` export is not usable: {0}")]
+    CommandUnusable(#[source] Foreign),
+    /// An import that the host does not provide.
+    #[error(
+        "it imports something wasmeval does not provide (only WASI and `wasmeval:objective/job` \
+         are): {0}"
+    )]
+    Imports(#[source] Foreign),
+    /// A [`crate::sandbox::ModuleHandle`]'s bytes are not the ones its sha256 names.
+    #[error("the module's bytes have sha256 {found}, and the handle names {expected}")]
+    Digest {
+        /// The sha256 the handle names.
+        expected: String,
+        /// The sha256 of the bytes it carries.
+        found: String,
+    },
+    /// The host's own functions could not be added to the linker (a defect of this build).
+    #[error("cannot link the host's functions: {0}")]
+    Linker(#[source] Foreign),
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        return "none".into();
+    }
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why a module could not be compiled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileError {
+    /// The compiling child could not be started.
+    #[error(transparent)]
+    Start(#[from] ChildError),
+    /// Compiling took longer than the policy's `compile_timeout`.
+    #[error("compiling took longer than the limit of {0:?}; the module is refused")]
+    Timeout(Duration),
+    /// An allocation was refused under the policy's `compile_memory` limit.
+    #[error(
+        "the compiler process ran out of memory within the address-space limit of {limit_mib} MiB; \
+         the module is too big to compile: {message}"
+    )]
+    OutOfMemory {
+        /// The limit, in MiB.
+        limit_mib: usize,
+        /// What the compiler said.
+        message: String,
+    },
+    /// The compiling child died without an answer (under the limit, an allocation failure
+    /// aborts it).
+    #[error(
+        "the compiler process failed ({status}) within the address-space limit of {limit_mib} MiB; \
+         the module is too big to compile{}",
+        colon(stderr)
+    )]
+    Died {
+        /// How it ended.
+        status: std::process::ExitStatus,
+        /// The limit, in MiB.
+        limit_mib: usize,
+        /// What it wrote on its standard error.
+        stderr: String,
+    },
+    /// The compiling child refused the module.
+    #[error(transparent)]
+    Refused(Refusal),
+    /// Waiting for the compiling child failed.
+    #[error("cannot wait for the compiler process: {0}")]
+    Wait(#[source] std::io::Error),
+}
+
+fn colon(detail: &str) -> String {
+    match detail.trim() {
+        "" => String::new(),
+        d => format!(": {d}"),
+    }
+}
+
+/// What the compiling child answers when it refuses a module. It crosses a process boundary,
+/// so the reason is the child's message; the kind is kept.
+#[derive(Debug, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The module could not be componentized (see
+    /// [`crate::sandbox::componentize::ComponentizeError`]).
+    #[error("{0}")]
+    Componentize(String),
+    /// wasmtime refused to compile it.
+    #[error("invalid WebAssembly: {0}")]
+    Invalid(String),
+    /// An allocation failed under the address-space limit.
+    #[error("{0}")]
+    OutOfMemory(String),
+    /// The compiling engine could not be created.
+    #[error("cannot create the wasmtime engine: {0}")]
+    Engine(String),
+}
+
+impl Refusal {
+    /// A wasmtime error as a refusal of kind `kind`, or [`Refusal::OutOfMemory`] when an
+    /// allocation failed under the limit (wasmtime's `OutOfMemory`, or an `ENOMEM` anywhere
+    /// in its chain).
+    pub(crate) fn of(e: wasmtime::Error, kind: fn(String) -> Refusal) -> Refusal {
+        let oom = e.is::<wasmtime::OutOfMemory>()
+            || e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                    io.kind() == std::io::ErrorKind::OutOfMemory
+                        || io.raw_os_error() == Some(rustix::io::Errno::NOMEM.raw_os_error())
+                })
+            });
+        let message = format!("{e:#}");
+        if oom {
+            Refusal::OutOfMemory(message)
+        } else {
+            kind(message)
+        }
     }
 }
 

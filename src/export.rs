@@ -80,7 +80,10 @@ impl Columns {
     pub fn check(&self) -> Result<()> {
         let count = self.params.order.len() + self.objectives() + 2 + self.metadata.order.len();
         match count > MAX_COLUMNS {
-            true => Err(Error::TooManyColumns(count)),
+            true => Err(Error::TooManyColumns {
+                columns: count,
+                max: MAX_COLUMNS,
+            }),
             false => Ok(()),
         }
     }

@@ -1,6 +1,7 @@
 //! Backends: where jobs run. Every backend takes tasks in submit order and reports each one's
 //! ending on the evaluator's channel.
 
+pub mod outcome;
 pub mod process;
 pub mod threads;
 
@@ -60,7 +61,7 @@ impl Shared {
     /// commit window, whenever the evaluator gathers it) and makes the report for the
     /// evaluator.
     pub fn complete(&self, id: JobId, output: RunOutput) -> Finished {
-        let mut outcome = Job::outcome(id.clone(), output, &self.origin);
+        let mut outcome = outcome::outcome(id.clone(), output, &self.origin);
         self.check_objectives(&mut outcome);
         // A storage failure here loses no result: the evaluator still gets the outcome, and
         // its own writes at gather report the failure.
@@ -109,7 +110,7 @@ pub struct Task {
 pub struct Finished {
     /// The job id.
     pub id: JobId,
-    /// Its outcome (see [`crate::Job::outcome`]).
+    /// Its outcome (see [`outcome::outcome`]).
     pub outcome: Job,
 }
 

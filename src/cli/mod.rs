@@ -51,7 +51,7 @@ pub fn exit_code(e: &Error) -> i32 {
         | Error::Resume(_)
         | Error::MaximumJobsSpawnReached(_)
         | Error::StorageFormat { .. }
-        | Error::TooManyColumns(_) => 2,
+        | Error::TooManyColumns { .. } => 2,
         _ => 1,
     }
 }

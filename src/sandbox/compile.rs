@@ -5,11 +5,10 @@
 
 use std::io::{BufWriter, Write};
 use std::process::Stdio;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::child::ChildError;
+pub use crate::error::{CompileError, Refusal};
 use crate::ipc;
 use crate::sandbox::cache::CodeInfo;
 use crate::sandbox::{Policy, admission, componentize, engine};
@@ -19,97 +18,6 @@ use crate::sandbox::{Policy, admission, componentize, engine};
 pub(crate) struct Request {
     pub policy: Policy,
     pub component: bool,
-}
-
-/// Why a module could not be compiled.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CompileError {
-    /// The compiling child could not be started.
-    #[error(transparent)]
-    Start(#[from] ChildError),
-    /// Compiling took longer than the policy's `compile_timeout`.
-    #[error("compiling took longer than the limit of {0:?}; the module is refused")]
-    Timeout(Duration),
-    /// An allocation was refused under the policy's `compile_memory` limit.
-    #[error(
-        "the compiler process ran out of memory within the address-space limit of {limit_mib} MiB; \
-         the module is too big to compile: {message}"
-    )]
-    OutOfMemory {
-        /// The limit, in MiB.
-        limit_mib: usize,
-        /// What the compiler said.
-        message: String,
-    },
-    /// The compiling child died without an answer (under the limit, an allocation failure
-    /// aborts it).
-    #[error(
-        "the compiler process failed ({status}) within the address-space limit of {limit_mib} MiB; \
-         the module is too big to compile{}",
-        colon(stderr)
-    )]
-    Died {
-        /// How it ended.
-        status: std::process::ExitStatus,
-        /// The limit, in MiB.
-        limit_mib: usize,
-        /// What it wrote on its standard error.
-        stderr: String,
-    },
-    /// The compiling child refused the module.
-    #[error(transparent)]
-    Refused(Refusal),
-    /// Waiting for the compiling child failed.
-    #[error("cannot wait for the compiler process: {0}")]
-    Wait(#[source] std::io::Error),
-}
-
-fn colon(detail: &str) -> String {
-    match detail.trim() {
-        "" => String::new(),
-        d => format!(": {d}"),
-    }
-}
-
-/// What the compiling child answers when it refuses a module. It crosses a process boundary,
-/// so the reason is the child's message; the kind is kept.
-#[derive(Debug, Serialize, Deserialize, thiserror::Error)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// The module could not be componentized (see [`componentize::ComponentizeError`]).
-    #[error("{0}")]
-    Componentize(String),
-    /// wasmtime refused to compile it.
-    #[error("invalid WebAssembly: {0}")]
-    Invalid(String),
-    /// An allocation failed under the address-space limit.
-    #[error("{0}")]
-    OutOfMemory(String),
-    /// The compiling engine could not be created.
-    #[error("cannot create the wasmtime engine: {0}")]
-    Engine(String),
-}
-
-impl Refusal {
-    /// A wasmtime error as a refusal of kind `kind`, or [`Refusal::OutOfMemory`] when an
-    /// allocation failed under the limit (wasmtime's `OutOfMemory`, or an `ENOMEM` anywhere
-    /// in its chain).
-    fn of(e: wasmtime::Error, kind: fn(String) -> Refusal) -> Refusal {
-        let oom = e.is::<wasmtime::OutOfMemory>()
-            || e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().is_some_and(|io| {
-                    io.kind() == std::io::ErrorKind::OutOfMemory
-                        || io.raw_os_error() == Some(rustix::io::Errno::NOMEM.raw_os_error())
-                })
-            });
-        let message = format!("{e:#}");
-        if oom {
-            Refusal::OutOfMemory(message)
-        } else {
-            kind(message)
-        }
-    }
 }
 
 /// Componentizes (see [`componentize`]) and compiles `wasm` in a child process under

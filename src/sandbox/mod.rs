@@ -13,15 +13,14 @@ pub mod handle;
 pub(crate) mod host;
 pub mod inspect;
 pub mod module;
-pub mod module_error;
 pub mod policy;
 pub mod run;
 
+pub use crate::error::ModuleError;
 pub use cache::CacheDir;
 pub use control::{JobControl, Signals};
 pub use engine::TICK;
 pub use handle::ModuleHandle;
 pub use module::{LoadedModule, ModuleKind, RunFunction};
-pub use module_error::ModuleError;
 pub use policy::{DirGrant, MIB, Policy};
 pub use run::{JobInput, RunOutput};

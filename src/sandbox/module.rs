@@ -227,9 +227,10 @@ impl LoadedModule {
         }
         .map_err(&refuse)?;
         if !shape.fits_in_empty(&admission.capacity()) {
+            let pool = admission.capacity();
             return Err(refuse(ModuleError::TooBigForPool {
-                needs: shape,
-                pool: admission.capacity(),
+                needs: [shape.core_instances, shape.memories, shape.tables],
+                pool: [pool.core_instances, pool.memories, pool.tables],
             }));
         }
         let kind = match prepared {

@@ -38,6 +38,72 @@ fn the_sandbox_imports_no_worker_backend_or_command_line() {
     }
 }
 
+/// The top-level modules of `src/` and, for each, the top-level modules its code names as
+/// `crate::<module>` (comments and test modules left out).
+fn module_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut graph = std::collections::BTreeMap::<_, std::collections::BTreeSet<_>>::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let first = relative.iter().next().unwrap().to_str().unwrap();
+        let module = first.trim_end_matches(".rs").to_string();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        let uses = graph.entry(module.clone()).or_default();
+        for line in code.lines() {
+            let line = line.split("//").next().unwrap();
+            for (i, _) in line.match_indices("crate::") {
+                let name: String = line[i + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if !name.is_empty() && name != module {
+                    uses.insert(name);
+                }
+            }
+        }
+    }
+    graph
+}
+
+#[test]
+fn the_library_modules_import_each_other_without_a_cycle() {
+    let graph = module_graph();
+    assert!(graph.len() > 15, "{graph:?}");
+    assert!(
+        graph["backend"].contains("sandbox"),
+        "the graph is read: {graph:?}"
+    );
+    // Depth-first search; a module met again while still on the path closes a cycle.
+    fn visit<'a>(
+        module: &'a str,
+        graph: &'a std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut std::collections::BTreeSet<&'a str>,
+    ) {
+        if let Some(at) = path.iter().position(|m| *m == module) {
+            panic!("an import cycle: {} -> {module}", path[at..].join(" -> "));
+        }
+        if !done.insert(module) {
+            return;
+        }
+        path.push(module);
+        for next in graph.get(module).into_iter().flatten() {
+            visit(next, graph, path, done);
+        }
+        path.pop();
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for module in graph.keys() {
+        visit(module, &graph, &mut Vec::new(), &mut done);
+    }
+}
+
 #[test]
 fn a_worker_binary_of_another_build_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
