@@ -26,8 +26,13 @@ impl std::error::Error for Foreign {
     }
 }
 
-impl From<wasmtime::Error> for Foreign {
-    fn from(e: wasmtime::Error) -> Foreign {
+impl Foreign {
+    /// `e` with its message and causes as `{e:#}` shows them (wasmtime's and anyhow's errors
+    /// alike).
+    fn of<E>(e: E) -> Foreign
+    where
+        E: std::fmt::Display + Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
         Foreign {
             message: format!("{e:#}"),
             source: e.into(),
@@ -35,12 +40,15 @@ impl From<wasmtime::Error> for Foreign {
     }
 }
 
+impl From<wasmtime::Error> for Foreign {
+    fn from(e: wasmtime::Error) -> Foreign {
+        Foreign::of(e)
+    }
+}
+
 impl From<anyhow::Error> for Foreign {
     fn from(e: anyhow::Error) -> Foreign {
-        Foreign {
-            message: format!("{e:#}"),
-            source: e.into(),
-        }
+        Foreign::of(e)
     }
 }
 

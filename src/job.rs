@@ -18,6 +18,12 @@ impl JobId {
         JobId(format!("{search}.{n}"))
     }
 
+    /// `text` as a job id if it has the form `"<search>.<n>"`.
+    pub fn parse(text: &str) -> Option<JobId> {
+        let (search, n) = text.rsplit_once('.')?;
+        (!search.is_empty() && n.parse::<u64>().is_ok()).then(|| JobId(text.to_string()))
+    }
+
     /// The search part of the id.
     pub fn search(&self) -> &str {
         self.0.rsplit_once('.').map_or("", |(s, _)| s)

@@ -21,9 +21,7 @@ pub fn write_file(
     }
     let named =
         |e: &dyn std::fmt::Display| crate::Error::Option(format!("{}: {e}", path.display()));
-    let format = format
-        .or_else(|| Format::of_path(path))
-        .ok_or_else(|| crate::Error::Option(unknown_extension(path)))?;
+    let format = file_format(path, format).map_err(crate::Error::Option)?;
     crate::safe_write::replace(path, 0o666, |out| {
         export::write_search(storage, search, format, attempts, out).map_err(std::io::Error::other)
     })
@@ -35,17 +33,18 @@ pub fn check(path: &Path, format: Option<Format>) -> Result<(), String> {
     if is_stdout(path) {
         return format.map(drop).ok_or_else(|| STDOUT_FORMAT.to_string());
     }
-    if format.is_none() && Format::of_path(path).is_none() {
-        return Err(unknown_extension(path));
-    }
+    file_format(path, format)?;
     crate::safe_write::check_writable(path).map_err(|e| format!("--output {}: {e}", path.display()))
 }
 
-fn unknown_extension(path: &Path) -> String {
-    format!(
-        "--output {}: name the file .csv or .jsonl, or give --format csv|jsonl",
-        path.display()
-    )
+/// The format of file `path`: `format` if given, else the one its extension names.
+fn file_format(path: &Path, format: Option<Format>) -> Result<Format, String> {
+    format.or_else(|| Format::of_path(path)).ok_or_else(|| {
+        format!(
+            "--output {}: name the file .csv or .jsonl, or give --format csv|jsonl",
+            path.display()
+        )
+    })
 }
 
 const STDOUT_FORMAT: &str = "--output - (standard output) needs --format csv or jsonl";

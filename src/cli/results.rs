@@ -51,16 +51,12 @@ fn show(args: ResultsArgs) -> Result<(), Fail> {
     let storage =
         crate::storage::open(&args.storage).map_err(|e| Fail::Usage(format!("--storage: {e}")))?;
     if let Some(id) = args.job {
-        let well_formed = id
-            .rsplit_once('.')
-            .is_some_and(|(search, n)| !search.is_empty() && n.parse::<u64>().is_ok());
-        if !well_formed {
-            return Err(Fail::Usage(format!(
+        let id = JobId::parse(&id).ok_or_else(|| {
+            Fail::Usage(format!(
                 "--job {id}: a job id is SEARCH.NUMBER, as in results.csv's job_id column with its \
                  search id (for example 0.12)"
-            )));
-        }
-        let id = JobId(id);
+            ))
+        })?;
         let job = storage.load_job(&id)?;
         let mut shown = job.to_json();
         // Earlier attempts of a job that a resume ran again, oldest first.
