@@ -311,6 +311,26 @@ pub(crate) fn limit_address_space(bytes: usize) -> std::io::Result<()> {
     .map_err(std::io::Error::from)
 }
 
+/// Limits this process's CPU time to `limit`, rounded up to whole seconds (`RLIMIT_CPU` counts
+/// seconds): past it the kernel sends SIGXCPU, which ends the process, and SIGKILL a second
+/// later.
+pub(crate) fn limit_cpu(limit: Duration) -> std::io::Result<()> {
+    let secs = cpu_seconds(limit);
+    rustix::process::setrlimit(
+        Resource::Cpu,
+        Rlimit {
+            current: Some(secs),
+            maximum: Some(secs + 1),
+        },
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// The CPU limit `RLIMIT_CPU` can hold for `limit`: whole seconds, rounded up, at least 1.
+pub(crate) fn cpu_seconds(limit: Duration) -> u64 {
+    (limit.as_secs() + u64::from(limit.subsec_nanos() > 0)).max(1)
+}
+
 /// Sends SIGKILL to process `pid` (an error when it is gone already).
 pub(crate) fn kill(pid: u32) -> std::io::Result<()> {
     let pid = i32::try_from(pid)

@@ -244,8 +244,21 @@ pub enum CompileError {
     /// The compiling child could not be started.
     #[error(transparent)]
     Start(#[from] ChildError),
-    /// Compiling took longer than the policy's `compile_timeout`.
-    #[error("compiling took longer than the limit of {0:?}; the module is refused")]
+    /// Compiling used more CPU time than the policy's `compile_timeout`.
+    #[error(
+        "compiling used more than {seconds} s of CPU; the module is refused (the limit is \
+         --compile-timeout, Policy::compile_timeout in the library)"
+    )]
+    CpuTime {
+        /// The limit, in whole seconds.
+        seconds: u64,
+    },
+    /// Compiling took longer than its wall-clock backstop (a multiple of the policy's
+    /// `compile_timeout`: see `sandbox::compile::WALL_FACTOR`).
+    #[error(
+        "compiling took longer than {0:?} of wall-clock time, the backstop of --compile-timeout \
+         (the machine may be overloaded); the module is refused"
+    )]
     Timeout(Duration),
     /// An allocation was refused under the policy's `compile_memory` limit.
     #[error(

@@ -48,6 +48,22 @@ pub fn config_hash(config: &Map<String, Value>) -> String {
         .collect()
 }
 
+/// The policy as a search records it: what shapes its jobs, without the compile limits (a
+/// resume may give the compiler more time or memory).
+fn job_policy(policy: &Policy) -> Result<Value> {
+    let mut value = serde_json::to_value(policy).map_err(|e| Error::Option(e.to_string()))?;
+    without_compile_limits(&mut value);
+    Ok(value)
+}
+
+fn without_compile_limits(policy: &mut Value) -> &Value {
+    if let Some(map) = policy.as_object_mut() {
+        map.remove("compile_timeout");
+        map.remove("compile_memory");
+    }
+    policy
+}
+
 /// Records the module and policy of a new search, or, when `resume`, checks that a search
 /// being resumed was run with the same ones.
 pub fn record_or_check(
@@ -57,7 +73,7 @@ pub fn record_or_check(
     policy: &Policy,
     resume: bool,
 ) -> Result<()> {
-    let policy = serde_json::to_value(policy).map_err(|e| Error::Option(e.to_string()))?;
+    let policy = job_policy(policy)?;
     if resume && let Some((who, ago)) = storage.live_owner(search_id, LEASE)? {
         return Err(Error::Resume(format!(
             "search {search_id} is still being run by another evaluator ({who}, alive \
@@ -74,8 +90,8 @@ pub fn record_or_check(
                 "search {search_id} was run with the module of sha256 {m}, and this module's is {module_sha256}"
             )));
         }
-        if let Some(p) = storage.load_search_value(search_id, "policy")?
-            && p != policy
+        if let Some(mut p) = storage.load_search_value(search_id, "policy")?
+            && without_compile_limits(&mut p) != &policy
         {
             return Err(Error::Resume(format!(
                 "search {search_id} was run with another sandbox policy (timeout, memory, fuel, grants…): \

@@ -19,6 +19,9 @@ pub struct Summary {
     /// Jobs cancelled before they finished (`F_CANCELLED`: Ctrl-C, a search timeout, `cancel`);
     /// counted apart from the failures.
     pub cancelled: u64,
+    /// Of the cancelled jobs, those that never started (queued when cancelled: no
+    /// `timestamp_start`); the others were running.
+    pub never_started: u64,
     /// Failed jobs by kind (`timeout`, `trap`, ..., or `objective F` for a failure returned by
     /// the run function itself).
     pub failures: BTreeMap<String, u64>,
@@ -41,7 +44,12 @@ impl Summary {
         self.jobs += 1;
         if job.is_failure() {
             match job.failure.as_ref().map(|f| f.kind) {
-                Some(FailureKind::Cancelled) => self.cancelled += 1,
+                Some(FailureKind::Cancelled) => {
+                    self.cancelled += 1;
+                    if !job.metadata.contains_key("timestamp_start") {
+                        self.never_started += 1;
+                    }
+                }
                 kind => {
                     let kind = kind.map_or("objective F".to_string(), |k| k.to_string());
                     *self.failures.entry(kind).or_default() += 1;
@@ -127,9 +135,6 @@ impl fmt::Display for Summary {
             self.succeeded,
             self.failed()
         )?;
-        if self.cancelled > 0 {
-            write!(f, ", {} cancelled", self.cancelled)?;
-        }
         if !self.failures.is_empty() {
             let kinds: Vec<String> = self
                 .failures
@@ -137,6 +142,15 @@ impl fmt::Display for Summary {
                 .map(|(k, n)| format!("{k} {n}"))
                 .collect();
             write!(f, " ({})", kinds.join(", "))?;
+        }
+        if self.cancelled > 0 {
+            write!(
+                f,
+                ", {} cancelled ({} running, {} never started)",
+                self.cancelled,
+                self.cancelled - self.never_started,
+                self.never_started
+            )?;
         }
         writeln!(f)?;
         if let Some((v, id, config)) = &self.best {
@@ -193,11 +207,24 @@ mod tests {
         s.add(&t);
         let mut c = job(5, Objective::Value(0.0));
         c.fail(Failure::new(FailureKind::Cancelled, "cancelled"));
+        c.metadata.insert("timestamp_start".into(), 0.5.into());
         s.add(&c);
-        assert_eq!((s.jobs, s.succeeded, s.failed(), s.cancelled), (6, 3, 2, 1));
+        let mut queued = job(6, Objective::Value(0.0));
+        queued.fail(Failure::new(FailureKind::Cancelled, "cancelled"));
+        s.add(&queued);
+        assert_eq!(
+            (
+                s.jobs,
+                s.succeeded,
+                s.failed(),
+                s.cancelled,
+                s.never_started
+            ),
+            (7, 3, 2, 2, 1)
+        );
         assert_eq!(s.best.as_ref().unwrap().1, JobId::new("0", 1));
         let text = s.to_string();
-        assert!(text.starts_with("6 jobs: 3 succeeded, 2 failed, 1 cancelled (objective F 1, timeout 1)\nbest objective 3 (job 0.1): {}"), "{text}");
+        assert!(text.starts_with("7 jobs: 3 succeeded, 2 failed (objective F 1, timeout 1), 2 cancelled (1 running, 1 never started)\nbest objective 3 (job 0.1): {}"), "{text}");
     }
 
     #[test]

@@ -124,6 +124,7 @@ pub(crate) struct WireOutput {
     fuel_used: Option<u64>,
     started: u64,
     ended: u64,
+    ran: bool,
 }
 
 impl WireOutput {
@@ -137,11 +138,12 @@ impl WireOutput {
             log: out.log,
             truncated: out.truncated,
             fuel_used: out.fuel_used,
+            ran: out.ran,
         }
     }
 
     /// How long the job ran.
-    pub(crate) fn ran(&self) -> Duration {
+    pub(crate) fn duration(&self) -> Duration {
         Duration::from_nanos(self.ended.saturating_sub(self.started))
     }
 
@@ -156,6 +158,7 @@ impl WireOutput {
             fuel_used: self.fuel_used,
             started: clock.to_instant(self.started),
             ended: clock.to_instant(self.ended),
+            ran: self.ran,
         }
     }
 }

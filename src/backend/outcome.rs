@@ -9,15 +9,18 @@ use crate::output::parse_result;
 use crate::sandbox::RunOutput;
 
 /// The outcome of a finished run, as a job holding only what the run decided: status,
-/// objective or failure, `timestamp_start` and `timestamp_end` (on the search's time axis),
+/// objective or failure, `timestamp_start` and `timestamp_end` (on the search's time axis; none
+/// for a job that never started),
 /// the run function's metadata, fuel, the series and the log.
 pub fn outcome(id: JobId, out: RunOutput, origin: &Origin) -> Job {
     let mut job = Job::new(id, Map::new());
     let secs = |t| origin.secs(t);
-    job.metadata
-        .insert("timestamp_start".into(), secs(out.started).into());
-    job.metadata
-        .insert("timestamp_end".into(), secs(out.ended).into());
+    if out.ran {
+        job.metadata
+            .insert("timestamp_start".into(), secs(out.started).into());
+        job.metadata
+            .insert("timestamp_end".into(), secs(out.ended).into());
+    }
     let failure = match out.result.map(|text| parse_result(&text)) {
         Ok(Ok(normalized)) => {
             let mut dropped = false;

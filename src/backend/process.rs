@@ -351,7 +351,7 @@ fn supervise(pool: &Pool, i: usize, mut first: Option<Sender<Result<(), ChildErr
                     break;
                 }
                 let sent = st.in_flight.pop_front().expect("checked");
-                let ran = output.ran();
+                let ran = output.duration();
                 st.avg_run = Some(st.avg_run.map_or(ran, |avg| (avg * 7 + ran) / 8));
                 st.head_since = st.in_flight.front().map(|_| received);
                 if let Some(next) = st.in_flight.front() {
@@ -448,11 +448,7 @@ fn dispatch(pool: &Pool) {
             }
         };
         if let Some(why) = next.task.control.stop_reason(Instant::now(), None) {
-            let message = "the job was stopped before it started: cancelled, evaluator closing or its deadline passed";
-            pool.finish(
-                next.task,
-                RunOutput::without_run(Failure::new(why, message)),
-            );
+            pool.finish(next.task, RunOutput::never_started(why));
             continue;
         }
         let i = loop {

@@ -3,6 +3,7 @@
 pub mod compile;
 pub mod inspect;
 pub mod interrupt;
+pub mod loading;
 pub mod output;
 pub mod progress;
 pub mod results;

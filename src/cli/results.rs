@@ -18,12 +18,14 @@ pub struct ResultsArgs {
     /// The search (default: the last one).
     #[arg(long)]
     pub search_id: Option<String>,
-    /// Write to this file (`.csv` or `.jsonl`) instead of stdout.
-    #[arg(long, short, conflicts_with = "format")]
+    /// Write to this file (`.csv` or `.jsonl`, or another name with --format) instead of
+    /// stdout.
+    #[arg(long, short)]
     pub output: Option<PathBuf>,
-    /// The format on stdout.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    /// The format: table (the default on stdout), csv or jsonl; with --output, default from
+    /// the file's extension.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Show one job, with its log, as JSON.
     #[arg(long)]
     pub job: Option<String>,
@@ -87,11 +89,13 @@ fn show(args: ResultsArgs) -> Result<(), Fail> {
             .ok_or_else(|| Fail::Usage(format!("{}: the storage holds no search", args.storage)))?,
     };
     match (&args.output, args.format) {
-        (Some(path), _) => output::write_file(&*storage, &search, path, None, args.all_attempts),
+        (Some(path), format) => {
+            output::write_file(&*storage, &search, path, format, args.all_attempts)
+        }
         (None, format) => export::write_search(
             &*storage,
             &search,
-            format,
+            format.unwrap_or(Format::Table),
             args.all_attempts,
             std::io::stdout().lock(),
         ),

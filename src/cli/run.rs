@@ -1,5 +1,6 @@
 //! `wasmeval run MODULE --input FILE`: evaluate every configuration and write the results.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -8,9 +9,9 @@ use serde_json::{Map, Value};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::cli::interrupt;
 use crate::cli::progress::{Mode, Progress};
 use crate::cli::units;
+use crate::cli::{interrupt, loading};
 use crate::{DirGrant, Evaluator, EvaluatorBuilder, Method, Summary, batch, export, input};
 
 /// Options of `wasmeval run`.
@@ -51,6 +52,10 @@ pub struct RunArgs {
     /// Fuel budget of each job (wasm instructions).
     #[arg(long)]
     pub fuel: Option<u64>,
+    /// CPU time compiling the module may use, like 2m (default 60s; whole seconds); the wall
+    /// clock stops it at 5 times that.
+    #[arg(long, value_parser = units::duration)]
+    pub compile_timeout: Option<Duration>,
     /// Run-function kwargs, a JSON object.
     #[arg(long, value_parser = parse_kwargs)]
     pub kwargs: Option<Map<String, Value>>,
@@ -185,7 +190,10 @@ pub fn run(args: RunArgs) -> i32 {
             return 2;
         }
     };
-    let mut evaluator = match builder(&args, storage).build() {
+    let built = loading::showing(&args.module, args.progress, args.quiet, || {
+        builder(&args, storage).build()
+    });
+    let mut evaluator = match built {
         Ok(e) => e,
         Err(e) => return crate::cli::report(e.into()),
     };
@@ -249,6 +257,9 @@ fn builder(args: &RunArgs, storage: std::sync::Arc<dyn crate::Storage>) -> Evalu
     if let Some(f) = args.fuel {
         b = b.fuel(f);
     }
+    if let Some(t) = args.compile_timeout {
+        b = b.compile_timeout(t);
+    }
     if let Some(q) = args.dir_quota {
         b = b.write_quota(q as u64);
     }
@@ -288,6 +299,12 @@ fn evaluate(
     if !args.quiet {
         let resumed = if args.resume { " (resumed)" } else { "" };
         eprintln!("search {search} in storage {}{resumed}", args.storage);
+        if args.input.as_os_str() == "-" && std::io::stdin().is_terminal() {
+            eprintln!(
+                "reading configurations from standard input (--input FILE reads a file): one \
+                 JSON object per line; end with Ctrl-D"
+            );
+        }
     }
     let mut progress = Progress::new(args.progress, to_run, args.quiet, &search);
     let table = args.output.is_none() && !args.quiet;

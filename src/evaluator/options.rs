@@ -133,6 +133,12 @@ impl EvaluatorBuilder {
         self.options.policy.fuel = Some(fuel);
         self
     }
+    /// CPU time compiling the module may use (default 60 s; see
+    /// [`Policy::compile_timeout`]).
+    pub fn compile_timeout(mut self, limit: Duration) -> Self {
+        self.options.policy.compile_timeout = limit;
+        self
+    }
     /// Bytes each job may write through its read-write grants (default 64 MiB).
     pub fn write_quota(mut self, bytes: u64) -> Self {
         self.options.policy.write_quota = bytes;

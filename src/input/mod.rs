@@ -65,7 +65,7 @@ impl Configs {
     fn open_for(path: &Path, check_only: bool) -> Result<Configs, InputError> {
         let name = path.display().to_string();
         let reader: Box<dyn Read + Send> = if name == "-" {
-            Box::new(std::io::stdin())
+            Box::new(Ended::new(std::io::stdin()))
         } else {
             match std::fs::File::open(path) {
                 Ok(f) if f.metadata().is_ok_and(|m| m.is_dir()) => {
@@ -146,6 +146,34 @@ impl Iterator for Configs {
                 message,
             }
         }))
+    }
+}
+
+/// A reader that stays at its end once it reached it. On a terminal, Ctrl-D ends one read
+/// only: a reader that read again (a format's reader after the first bytes were peeked, say)
+/// would wait for a second Ctrl-D.
+struct Ended<R> {
+    inner: R,
+    ended: bool,
+}
+
+impl<R> Ended<R> {
+    fn new(inner: R) -> Ended<R> {
+        Ended {
+            inner,
+            ended: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Ended<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.ended || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        self.ended = n == 0;
+        Ok(n)
     }
 }
 

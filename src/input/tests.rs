@@ -123,3 +123,27 @@ fn validation_counts_and_reports_like_the_reader() {
         assert!(full.contains(":2: "), "{full}");
     }
 }
+
+/// Reads like a terminal: a Ctrl-D makes one read return 0, and reading again waits for more.
+struct Terminal(Vec<&'static [u8]>);
+
+impl Read for Terminal {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let chunk = self.0.remove(0);
+        buf[..chunk.len()].copy_from_slice(chunk);
+        Ok(chunk.len())
+    }
+}
+
+#[test]
+fn the_first_end_of_a_terminal_ends_the_input() {
+    // Without `Ended`, the reader reads past the first end (the second line here, or, on a
+    // real terminal, a wait for a second Ctrl-D).
+    let terminal = Terminal(vec![b"{\"x\":1}\n", b"", b"{\"x\":2}\n"]);
+    let reader = BufReader::new(Ended::new(terminal));
+    let configs: Vec<_> = Configs::from_reader("-", reader, false)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(configs.len(), 1);
+}

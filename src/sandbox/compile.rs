@@ -1,9 +1,11 @@
 //! Bounded compilation: an untrusted module is componentized (when it is a core module that
-//! asks for it) and compiled in a child process under a time limit and an address-space
-//! limit (`RLIMIT_AS`), so a module that is too slow or too big to componentize or compile is
-//! refused with a clear error, and the evaluator lives on (and still hears its signals).
+//! asks for it) and compiled in a child process under a CPU-time limit (`RLIMIT_CPU`, with a
+//! wall-clock backstop of [`WALL_FACTOR`] times it) and an address-space limit (`RLIMIT_AS`),
+//! so a module that is too slow or too big to componentize or compile is refused with a clear
+//! error, and the evaluator lives on (and still hears its signals).
 
 use std::io::{BufWriter, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,11 @@ pub use crate::error::{CompileError, Refusal};
 use crate::ipc;
 use crate::sandbox::cache::CodeInfo;
 use crate::sandbox::{Policy, admission, componentize, engine};
+
+/// The wall-clock backstop of compiling, in multiples of its CPU-time limit: compiling is
+/// single-threaded, so only a loaded machine (or a child stopped by a debugger) makes it
+/// slower than its CPU time.
+pub const WALL_FACTOR: u32 = 5;
 
 /// What the compiling child is asked.
 #[derive(Serialize, Deserialize)]
@@ -58,14 +65,19 @@ pub fn compile_bounded(
         .and_then(|()| ipc::write_raw(&mut stdin, wasm))
         .and_then(|()| stdin.flush());
     drop(stdin);
-    let answer = rx.recv_timeout(policy.compile_timeout);
+    let backstop = policy.compile_timeout * WALL_FACTOR;
+    let answer = rx.recv_timeout(backstop);
     if answer.is_err() {
         let _ = child.kill();
         let _ = child.wait();
-        return Err(CompileError::Timeout(policy.compile_timeout));
+        return Err(CompileError::Timeout(backstop));
     }
     let status = child.wait().map_err(CompileError::Wait)?;
     let limit_mib = policy.compile_memory >> 20;
+    if status.signal() == Some(rustix::process::Signal::XCPU.as_raw()) {
+        let seconds = crate::child::cpu_seconds(policy.compile_timeout);
+        return Err(CompileError::CpuTime { seconds });
+    }
     match answer.ok().flatten() {
         Some(Ok(code)) => Ok(code),
         Some(Err(Refusal::OutOfMemory(message))) => {
@@ -80,8 +92,8 @@ pub fn compile_bounded(
     }
 }
 
-/// The compiling child: reads a [`Request`] and the wasm, limits its own address space,
-/// compiles, and answers with the code or the error.
+/// The compiling child: reads a [`Request`] and the wasm, limits its own address space and CPU
+/// time, compiles, and answers with the code or the error.
 pub(crate) fn child_main() -> i32 {
     let mut input = std::io::stdin().lock();
     let mut out = BufWriter::new(std::io::stdout().lock());
@@ -92,7 +104,9 @@ pub(crate) fn child_main() -> i32 {
     if !matches!(ipc::read_raw(&mut input, &mut buf), Ok(true)) {
         return 2;
     }
-    if crate::child::limit_address_space(request.policy.compile_memory).is_err() {
+    if crate::child::limit_address_space(request.policy.compile_memory).is_err()
+        || crate::child::limit_cpu(request.policy.compile_timeout).is_err()
+    {
         return 2;
     }
     let sent = match componentize_and_compile(&request, &buf) {

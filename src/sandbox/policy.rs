@@ -86,10 +86,14 @@ pub struct Policy {
     /// Bytes one job may write through its read-write grants (default 64 MiB); past it, the
     /// job ends `F_quota`. Counted by the host on every write, wherever in the files.
     pub write_quota: u64,
-    /// Time limit for compiling the module (default 60 s); a slower module is refused.
+    /// CPU time compiling the module may use (default 60 s), counted in whole seconds
+    /// (rounded up: `RLIMIT_CPU`), with a wall-clock backstop of
+    /// [`crate::sandbox::compile::WALL_FACTOR`] times it; a slower module is refused. It does
+    /// not take part in the policy a resumed search must match.
     pub compile_timeout: Duration,
     /// Address-space limit of the compiling process, in bytes (default 4 GiB); a module that
-    /// needs more to compile is refused.
+    /// needs more to compile is refused. It does not take part in the policy a resumed search
+    /// must match.
     pub compile_memory: usize,
 }
 

@@ -49,10 +49,13 @@ pub struct RunOutput {
     pub started: Instant,
     /// When the job ended.
     pub ended: Instant,
+    /// False for a job stopped before its instance started (cancelled while queued): it has
+    /// no start and end times, as in DeepHyper.
+    pub ran: bool,
 }
 
 impl RunOutput {
-    /// The ending of a job that never ran, or whose worker ended it from outside.
+    /// The ending of a job whose worker ended it from outside (killed, crashed).
     pub fn without_run(failure: Failure) -> RunOutput {
         let now = Instant::now();
         RunOutput {
@@ -63,6 +66,17 @@ impl RunOutput {
             fuel_used: None,
             started: now,
             ended: now,
+            ran: true,
+        }
+    }
+
+    /// The ending of a job stopped (`why`) before it started.
+    pub fn never_started(why: FailureKind) -> RunOutput {
+        let message = "the job was stopped before it started: cancelled, evaluator closing or \
+                       its deadline passed";
+        RunOutput {
+            ran: false,
+            ..RunOutput::without_run(Failure::new(why, message))
         }
     }
 }
@@ -93,6 +107,9 @@ impl LoadedModule {
     /// Runs one job in a fresh instance under `policy`.
     pub fn run(&self, policy: &Policy, input: JobInput) -> RunOutput {
         let started = Instant::now();
+        if let Some(why) = input.control.stop_reason(started, None) {
+            return RunOutput::never_started(why);
+        }
         let deadline = policy.job_timeout.map(|t| started + t);
         let grace = policy
             .job_timeout
@@ -121,6 +138,7 @@ impl LoadedModule {
             fuel_used: None,
             started,
             ended: started,
+            ran: true,
         };
         let is_command = !matches!(self.prepared, Prepared::Objective { .. });
         let mut builder = match wasi_builder(policy, &input, &stdout, &stderr, is_command) {

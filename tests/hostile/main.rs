@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use wasmeval::{DirGrant, Error, EvaluatorBuilder, FailureKind, Gather, Job, Method, Objective};
 
-use common::{builder, fixture, guest, guest_for};
+use common::{builder, fixture, guest, guest_for, heavy_module};
 
 /// The tests of this file run one at a time: the catalogue measures the memory of this process,
 /// which the 300 threads of the many-jobs test would inflate.
@@ -443,20 +443,6 @@ fn every_attack_ends_as_documented_and_the_host_carries_on() {
     }
 }
 
-/// A module of `n` functions, each a long chain of arithmetic: slow and big to compile.
-fn heavy_module(n: usize) -> String {
-    let body = "(local.set 0 (i64.mul (i64.add (local.get 0) (i64.const 7)) (i64.const 13)))\n"
-        .repeat(200);
-    let mut wat = String::from("(module\n");
-    for i in 0..n {
-        wat.push_str(&format!(
-            "(func $f{i} (param i64) (result i64) {body} (local.get 0))\n"
-        ));
-    }
-    wat.push_str("(func (export \"_start\")))\n");
-    wat
-}
-
 #[test]
 fn a_module_slow_or_huge_to_compile_is_refused_at_load() {
     let _serial = one_at_a_time();
@@ -465,6 +451,7 @@ fn a_module_slow_or_huge_to_compile_is_refused_at_load() {
     std::fs::write(&path, heavy_module(2_000)).unwrap();
     use wasmeval::sandbox::{ModuleError::Compile, compile::CompileError};
     let timeout = |e: &CompileError| matches!(e, CompileError::Timeout(_));
+    let cpu = |e: &CompileError| matches!(e, CompileError::CpuTime { seconds: 1 });
     let memory = |e: &CompileError| {
         matches!(
             e,
@@ -472,13 +459,22 @@ fn a_module_slow_or_huge_to_compile_is_refused_at_load() {
         )
     };
     for (policy, reason, kind) in [
+        // Under a second of CPU, the wall-clock backstop (5 times the limit) stops it.
         (
             wasmeval::Policy {
                 compile_timeout: Duration::from_millis(50),
                 ..Default::default()
             },
-            "compiling took longer than the limit",
+            "compiling took longer than 250ms of wall-clock time",
             &timeout as &dyn Fn(&CompileError) -> bool,
+        ),
+        (
+            wasmeval::Policy {
+                compile_timeout: Duration::from_secs(1),
+                ..Default::default()
+            },
+            "compiling used more than 1 s of CPU",
+            &cpu,
         ),
         (
             wasmeval::Policy {
@@ -505,7 +501,8 @@ fn a_module_slow_or_huge_to_compile_is_refused_at_load() {
         assert_eq!(p, path);
         assert!(kind(&e), "{e:?}");
         assert!(e.to_string().contains(reason), "{e}");
-        assert!(started.elapsed() < policy.compile_timeout + MARGIN);
+        let backstop = policy.compile_timeout * wasmeval::sandbox::compile::WALL_FACTOR;
+        assert!(started.elapsed() < backstop + MARGIN);
     }
 }
 

@@ -292,6 +292,24 @@ fn compile_fills_the_cache_and_results_reads_a_storage_file() {
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 42);
+    // --format names the format of an --output file of any name.
+    let dir = tempfile::tempdir().unwrap();
+    let txt = dir.path().join("r.txt");
+    let to_txt = |format: &[&str]| {
+        let mut args = vec!["results", "--storage", db, "-o", txt.to_str().unwrap()];
+        args.extend_from_slice(format);
+        wasmeval(&args)
+    };
+    let refused = to_txt(&[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("give --format csv|jsonl"),
+        "{}",
+        stderr(&refused)
+    );
+    let written = to_txt(&["--format", "csv"]);
+    assert_eq!(written.status.code(), Some(0), "{}", stderr(&written));
+    assert_eq!(std::fs::read_to_string(&txt).unwrap(), csv);
     let one = wasmeval(&["results", "--storage", db, "--job", "0.40"]);
     let job: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
     assert_eq!(job["objective"], "F_guest_error");

@@ -279,6 +279,200 @@ impl Drop for Reaped {
     }
 }
 
+#[test]
+fn compiling_shows_feedback_and_compile_timeout_limits_its_cpu_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let heavy = dir.path().join("heavy.wasm");
+    let wasm = wat::parse_str(crate::common::heavy_module(HEAVY)).unwrap();
+    std::fs::write(&heavy, wasm).unwrap();
+    let compile = |cache: &str, extra: &[&str]| {
+        wasmeval()
+            .env("WASMEVAL_CACHE_DIR", dir.path().join(cache))
+            .args(["compile", heavy.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Too little CPU time: refused, saying which limit and how to raise it.
+    let out = compile("small", &["--compile-timeout", "1s"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("compiling used more than 1 s of CPU")
+            && stderr(&out).contains("--compile-timeout"),
+        "{}",
+        stderr(&out)
+    );
+    // On a terminal, a spinner shows while it compiles (`script` draws it).
+    let command = format!(
+        "WASMEVAL_CACHE_DIR={} {} compile {}",
+        dir.path().join("terminal").display(),
+        env!("CARGO_BIN_EXE_wasmeval"),
+        heavy.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let drawn = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{drawn}");
+    assert!(
+        drawn.contains("loading heavy.wasm: its first load compiles it"),
+        "{drawn}"
+    );
+    // Off a terminal, `run --progress always` says it in lines; from the cache, nothing.
+    let run = |progress: &str| {
+        let mut c = wasmeval();
+        c.env("WASMEVAL_CACHE_DIR", dir.path().join("run"));
+        c.args(["run", heavy.to_str().unwrap(), "--method", "serial"]);
+        c.args(["--progress", progress]);
+        c.stdin(Stdio::null()).output().unwrap()
+    };
+    let err = stderr(&run("always"));
+    assert!(
+        err.contains("loading heavy.wasm: its first") && err.contains("loading heavy.wasm took"),
+        "{err}"
+    );
+    let err = stderr(&run("always"));
+    assert!(!err.contains("loading heavy.wasm"), "{err}");
+}
+
+#[test]
+fn a_resume_may_change_the_compile_limits_but_not_the_jobs_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.sqlite");
+    let run = |extra: &[&str]| {
+        let mut c = wasmeval();
+        c.args([
+            "run",
+            guest("sum").to_str().unwrap(),
+            "-i",
+            "examples/configs/ackley.jsonl",
+        ]);
+        c.args([
+            "--storage",
+            db.to_str().unwrap(),
+            "--quiet",
+            "-o",
+            "-",
+            "--format",
+            "csv",
+        ]);
+        c.args(extra).output().unwrap()
+    };
+    assert_eq!(run(&[]).status.code(), Some(0));
+    let again = run(&["--resume", "--compile-timeout", "2m"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let other = run(&["--resume", "--timeout", "3s"]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        stderr(&other).contains("another sandbox policy"),
+        "{}",
+        stderr(&other)
+    );
+}
+
+/// Functions of [`crate::common::heavy_module`] that take well over a second of CPU to compile.
+const HEAVY: usize = 2_000;
+
+/// A pseudo-terminal: its controlling side, and the terminal a child reads.
+fn pty() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two new descriptors, owned here from then on.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are new and owned by nothing else.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    }
+}
+
+/// Waits (at most 60 s) for `child` to exit, then returns its output.
+fn exited(mut child: Reaped, what: &str) -> Output {
+    wait_for(
+        || child.0.as_mut().unwrap().try_wait().unwrap().is_some(),
+        what,
+    );
+    child.0.take().unwrap().wait_with_output().unwrap()
+}
+
+#[test]
+fn standard_input_on_a_terminal_is_announced_and_the_first_ctrl_d_ends_it() {
+    let ackley = guest("ackley");
+    for (typed, jobs) in [(&b"{\"x\": [0.5, 0.5]}\n\x04"[..], 1), (b"\x04", 0)] {
+        let (mut terminal, stdin) = pty();
+        let child = wasmeval()
+            .args(["run", ackley.to_str().unwrap(), "--method", "serial"])
+            .stdin(Stdio::from(stdin))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        terminal.write_all(typed).unwrap();
+        let out = exited(Reaped(Some(child)), "the end of input at the first Ctrl-D");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(
+            err.contains("reading configurations from standard input")
+                && err.contains("end with Ctrl-D"),
+            "{err}"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), jobs);
+    }
+    // Off a terminal, nothing is announced.
+    let out = with_stdin(&["run", ackley.to_str().unwrap()], b"");
+    assert!(!stderr(&out).contains("standard input"), "{}", stderr(&out));
+}
+
+#[test]
+fn jobs_from_a_slow_standard_input_are_gathered_as_they_finish() {
+    let mut child = wasmeval()
+        .args(["run", guest("ackley").to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = Reaped(Some(child));
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    for i in 0..2 {
+        writeln!(stdin, "{{\"x\": [{i}.5, 0.5]}}").unwrap();
+        stdin.flush().unwrap();
+        // The input stays open: the job's table line comes while the writer still writes.
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a job gathered before the end of input");
+        assert!(line.contains("\tDONE\t"), "{line}");
+    }
+    drop(stdin);
+    let out = exited(child, "the end of the run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 jobs: 2 succeeded"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// `wasmeval run loop.wat` over 20 configurations with a SQLite storage, once jobs are in it.
 fn endless_run(db: &Path, input: &Path) -> Reaped {
     std::fs::write(input, "{\"i\": 0}\n".repeat(20)).unwrap();
@@ -321,14 +515,27 @@ fn ctrl_c_cancels_jobs_in_flight_stores_them_and_exits_130() {
         "{err}"
     );
     assert!(err.contains("--search-id 0 --resume"), "{err}");
-    assert!(err.contains("jobs: 0 succeeded"), "the summary: {err}");
+    // The two running jobs are counted apart from the 18 that never started, and no
+    // cancelled job counts in the rate.
+    assert!(
+        err.contains("20 jobs: 0 succeeded, 0 failed, 20 cancelled (2 running, 18 never started)"),
+        "the summary: {err}"
+    );
+    assert!(err.contains(", 0 jobs/s"), "{err}");
     let storage = wasmeval::SqliteStorage::open(&db).unwrap();
     let jobs = storage.load_search("0").unwrap();
-    assert!(jobs.len() >= 2);
+    assert_eq!(jobs.len(), 20);
     assert!(
         jobs.iter()
             .all(|j| j.status == wasmeval::JobStatus::Cancelled),
         "every job submitted got its CANCELLED outcome: {jobs:?}"
+    );
+    // As in DeepHyper, a job that never started has no start or end time.
+    let started = |j: &&wasmeval::Job| j.metadata.contains_key("timestamp_start");
+    assert_eq!(jobs.iter().filter(started).count(), 2, "{jobs:?}");
+    assert!(
+        jobs.iter()
+            .all(|j| started(&j) == j.metadata.contains_key("timestamp_end"))
     );
 }
 

@@ -98,3 +98,17 @@ pub const WITHIN: Duration = Duration::from_secs(10);
 pub fn meta<'a>(job: &'a Job, key: &str) -> &'a Value {
     job.metadata.get(key).unwrap_or(&Value::Null)
 }
+
+/// A module of `n` functions, each a long chain of arithmetic: slow and big to compile.
+pub fn heavy_module(n: usize) -> String {
+    let body = "(local.set 0 (i64.mul (i64.add (local.get 0) (i64.const 7)) (i64.const 13)))\n"
+        .repeat(200);
+    let mut wat = String::from("(module\n");
+    for i in 0..n {
+        wat.push_str(&format!(
+            "(func $f{i} (param i64) (result i64) {body} (local.get 0))\n"
+        ));
+    }
+    wat.push_str("(func (export \"_start\")))\n");
+    wat
+}
