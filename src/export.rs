@@ -201,7 +201,7 @@ pub fn write_search(
 ) -> Result<()> {
     // Read before the jobs: a storage may not be read from inside `for_each_job`.
     let earlier = match attempts {
-        true => earlier_attempts(storage, search_id)?,
+        true => storage.load_search_attempts(search_id)?,
         false => HashMap::new(),
     };
     let each = |f: &mut dyn FnMut(&Job) -> std::io::Result<()>| {
@@ -228,18 +228,6 @@ pub fn write_search(
         }
     }
     Ok(out.flush()?)
-}
-
-/// The earlier attempts of the jobs of a search that have any, by job number.
-fn earlier_attempts(storage: &dyn Storage, search_id: &str) -> Result<HashMap<u64, Vec<Job>>> {
-    let mut by_job = HashMap::new();
-    for id in storage.load_all_job_ids(search_id)? {
-        let attempts = storage.load_attempts(&id)?;
-        if !attempts.is_empty() {
-            by_job.insert(id.number(), attempts);
-        }
-    }
-    Ok(by_job)
 }
 
 /// Calls `f` with each of `earlier` (the earlier attempts of `job`), then with `job`, each

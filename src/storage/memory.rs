@@ -107,6 +107,13 @@ impl Storage for MemoryStorage {
         })
     }
 
+    fn load_search_attempts(
+        &self,
+        search_id: &str,
+    ) -> Result<std::collections::HashMap<u64, Vec<Job>>> {
+        self.with_search(search_id, |s| s.attempts.clone())
+    }
+
     fn store_search_value(&self, search_id: &str, key: &str, value: Value) -> Result<()> {
         self.with_search(search_id, |s| {
             s.values.insert(key.to_string(), value);

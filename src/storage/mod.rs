@@ -9,6 +9,7 @@ pub use sqlite::{COMMIT_WINDOW, SCHEMA_VERSION, SqliteStorage};
 
 use serde_json::{Map, Value};
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +46,9 @@ pub trait Storage: Send + Sync {
     fn restart_job(&self, job_id: &JobId) -> Result<()>;
     /// The earlier attempts of a job, oldest first (their configuration left empty).
     fn load_attempts(&self, job_id: &JobId) -> Result<Vec<Job>>;
+    /// The earlier attempts of every job of a search that has any, by job number, each
+    /// oldest first: [`load_attempts`](Self::load_attempts) for a whole search in one read.
+    fn load_search_attempts(&self, search_id: &str) -> Result<HashMap<u64, Vec<Job>>>;
     /// Stores a value attached to the search.
     fn store_search_value(&self, search_id: &str, key: &str, value: Value) -> Result<()>;
     /// Loads a value attached to the search.

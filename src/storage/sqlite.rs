@@ -581,6 +581,23 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn load_search_attempts(&self, search_id: &str) -> Result<HashMap<u64, Vec<Job>>> {
+        let sid = parse_search(search_id)?;
+        let attempts: Vec<Job> = self.read(|c| {
+            let mut q = c.prepare_cached(
+                "SELECT n, status, '{}', objective, metadata, intermediate, log FROM attempts \
+                 WHERE search_id = ?1 ORDER BY n, attempt",
+            )?;
+            q.query_map(params![sid], |r| row_to_job(search_id, r))?
+                .collect()
+        })?;
+        let mut by_job: HashMap<u64, Vec<Job>> = HashMap::new();
+        for job in attempts {
+            by_job.entry(job.id.number()).or_default().push(job);
+        }
+        Ok(by_job)
+    }
+
     fn store_search_value(&self, search_id: &str, key: &str, value: Value) -> Result<()> {
         let sid = parse_search(search_id)?;
         let mut p = self.inner.pending.lock().unwrap();

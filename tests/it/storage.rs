@@ -119,6 +119,12 @@ fn a_restarted_job_keeps_its_id_and_its_earlier_attempt_apart() {
             s.load_job(&ids[0]).unwrap().objective,
             Some(Objective::Value(2.0))
         );
+        // The whole search's attempts in one read: the same as job by job.
+        s.restart_job(&ids[0]).unwrap();
+        let by_job = s.load_search_attempts(&search).unwrap();
+        assert_eq!(by_job.len(), 1);
+        assert_eq!(by_job[&ids[0].number()], s.load_attempts(&ids[0]).unwrap());
+        assert_eq!(by_job[&ids[0].number()].len(), 2);
     }
 }
 
