@@ -190,7 +190,7 @@ impl Format {
 /// with bounded memory.
 ///
 /// One row per job: its final outcome. With `attempts`, a job that a resume ran again has its
-/// earlier attempts (see [`Storage::load_attempts`]) as rows before it, and every row has an
+/// earlier attempts (see [`Storage::load_search_attempts`]) as rows before it, and every row has an
 /// `attempt` metadata key (1 for the first).
 pub fn write_search(
     storage: &dyn Storage,
@@ -200,6 +200,7 @@ pub fn write_search(
     mut out: impl Write,
 ) -> Result<()> {
     // Read before the jobs: a storage may not be read from inside `for_each_job`.
+    // The CSV format reads the jobs twice (columns, then rows): the attempts stay borrowed.
     let earlier = match attempts {
         true => storage.load_search_attempts(search_id)?,
         false => HashMap::new(),
@@ -207,7 +208,7 @@ pub fn write_search(
     let each = |f: &mut dyn FnMut(&Job) -> std::io::Result<()>| {
         storage.for_each_job(search_id, &mut |job| match attempts {
             true => {
-                let earlier = earlier.get(&job.id.number());
+                let earlier = earlier.get(&job.id.number()).map_or(&[][..], Vec::as_slice);
                 Ok(with_attempts(job, earlier, f)?)
             }
             false => Ok(f(&job)?),
@@ -234,10 +235,9 @@ pub fn write_search(
 /// numbered in its `attempt` metadata key.
 fn with_attempts(
     mut job: Job,
-    earlier: Option<&Vec<Job>>,
+    earlier: &[Job],
     f: &mut dyn FnMut(&Job) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    let earlier = earlier.map_or(&[][..], Vec::as_slice);
     for (k, attempt) in earlier.iter().enumerate() {
         let mut attempt = attempt.clone();
         attempt.config = job.config.clone();

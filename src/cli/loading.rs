@@ -2,14 +2,13 @@
 //! minutes, so after half a second a spinner shows on a terminal (a line with `--progress
 //! always` off one); a load from the compile cache shows nothing.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::progress::Mode;
+use crate::cli::progress::{Mode, Shown};
 
 /// How long a load goes unannounced: a load from the cache takes far less.
 const QUIET_FOR: Duration = Duration::from_millis(500);
@@ -17,12 +16,10 @@ const QUIET_FOR: Duration = Duration::from_millis(500);
 /// Runs `load` (which loads, and may compile, `module`) with feedback as `mode` and `quiet`
 /// allow; returns what `load` returns.
 pub fn showing<T>(module: &Path, mode: Mode, quiet: bool, load: impl FnOnce() -> T) -> T {
-    let terminal = std::io::stderr().is_terminal();
-    let spinner = !quiet && terminal && mode != Mode::Never;
-    let line = !quiet && !terminal && mode == Mode::Always;
-    if !spinner && !line {
-        return load();
-    }
+    let line = match mode.shown(quiet) {
+        Shown::Nothing => return load(),
+        shown => shown == Shown::Lines,
+    };
     let name = module.file_name().map_or_else(
         || module.display().to_string(),
         |n| n.to_string_lossy().into(),

@@ -20,6 +20,29 @@ pub enum Mode {
     Never,
 }
 
+/// What a [`Mode`] shows, given whether standard error is a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// A bar (or spinner) on the terminal.
+    Bar,
+    /// Lines, off a terminal.
+    Lines,
+    /// Nothing.
+    Nothing,
+}
+
+impl Mode {
+    /// What this mode shows on standard error (nothing when `quiet`).
+    pub fn shown(self, quiet: bool) -> Shown {
+        match (quiet, std::io::stderr().is_terminal(), self) {
+            (true, ..) | (_, _, Mode::Never) => Shown::Nothing,
+            (_, true, _) => Shown::Bar,
+            (_, false, Mode::Always) => Shown::Lines,
+            (_, false, Mode::Auto) => Shown::Nothing,
+        }
+    }
+}
+
 /// Shows done / failed / rate / ETA / best as jobs finish.
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -32,9 +55,8 @@ pub struct Progress {
 impl Progress {
     /// A display for `total` jobs (unknown for standard input) of search `search`.
     pub fn new(mode: Mode, total: Option<u64>, quiet: bool, search: &str) -> Progress {
-        let terminal = std::io::stderr().is_terminal();
-        let show_bar = !quiet && terminal && mode != Mode::Never;
-        let bar = show_bar.then(|| {
+        let shown = mode.shown(quiet);
+        let bar = (shown == Shown::Bar).then(|| {
             let (bar, template) = match total {
                 Some(n) => (ProgressBar::new(n), "{bar:30} {pos}/{len} done, {msg}"),
                 None => (ProgressBar::no_length(), "{spinner} {pos} done, {msg}"),
@@ -45,7 +67,7 @@ impl Progress {
             bar
         });
         // The first line comes with the first job, then one a second.
-        let lines = (!quiet && !terminal && mode == Mode::Always).then(|| {
+        let lines = (shown == Shown::Lines).then(|| {
             Instant::now()
                 .checked_sub(Duration::from_secs(1))
                 .unwrap_or_else(Instant::now)
