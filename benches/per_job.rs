@@ -65,6 +65,7 @@ fn per_job(c: &mut Criterion) {
                         config: config.clone(),
                         kwargs: kwargs.clone(),
                         control: Arc::new(JobControl::new(signals.clone())),
+                        observer: None,
                     },
                 );
                 assert!(out.result.is_ok(), "{:?}", out.result);
@@ -117,6 +118,7 @@ fn input(config: &str, signals: &Arc<Signals>) -> JobInput {
         config: config.to_string(),
         kwargs: Arc::from("{}"),
         control: Arc::new(JobControl::new(signals.clone())),
+        observer: None,
     }
 }
 

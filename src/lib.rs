@@ -56,7 +56,7 @@ mod float;
 mod input;
 mod ipc;
 pub mod job;
-mod monotonic;
+pub mod monotonic;
 mod origin;
 pub mod output;
 mod resume;

@@ -2,16 +2,26 @@
 //! process and sent as `CLOCK_MONOTONIC` nanoseconds, the clock every process of one machine
 //! shares (and the one `Instant` reads on Linux), so the parent places them exactly, however
 //! late the frame arrives. A conversion goes through a [`Reading`] of both clocks taken
-//! together; a job's start and end go through the same one.
+//! together, the same one for every conversion of a process ([`Reading::of_process`]): its
+//! error (a few microseconds) then shifts all of one process's instants alike, so the jobs of
+//! one worker never overlap however closely they follow each other, which two readings' errors
+//! could make them do.
 //!
 //! A worker on another node does not share this clock. Its times will be sent as durations
 //! since it received the job, on its own monotonic clock, and anchored by the parent at the
 //! time it sent the job plus half the round trip it measures (Cristian's method): jobs of one
 //! worker then overlap by at most the network's jitter.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rustix::time::{ClockId, clock_gettime};
+
+/// `t` as `CLOCK_MONOTONIC` seconds: Python's `time.monotonic()`, with which DeepHyper's
+/// `@profile` stamps a run function's `timestamp_start` and `timestamp_end`.
+pub fn seconds(t: Instant) -> f64 {
+    Reading::of_process().to_nanos(t) as f64 / 1e9
+}
 
 /// Readings of `Instant` and of `CLOCK_MONOTONIC` taken together: every instant converted
 /// through one reading moves by the same error, so the order and spacing of a job's start and
@@ -47,6 +57,12 @@ impl Reading {
         best.expect("read five times").1
     }
 
+    /// The reading every conversion of this process goes through, taken at its first use.
+    pub fn of_process() -> Reading {
+        static READING: OnceLock<Reading> = OnceLock::new();
+        *READING.get_or_init(Reading::now)
+    }
+
     /// `t` as `CLOCK_MONOTONIC` nanoseconds.
     pub fn to_nanos(self, t: Instant) -> u64 {
         match self.instant.checked_duration_since(t) {
@@ -79,5 +95,16 @@ mod tests {
         assert!(error < Duration::from_micros(100), "{error:?}");
         let r = Reading::now();
         assert_eq!(r.to_instant(r.to_nanos(t)), t);
+    }
+
+    #[test]
+    fn every_conversion_of_a_process_moves_by_one_offset() {
+        // Two fresh readings disagree by their errors: a job's end and the next job's start,
+        // converted apart, could swap.
+        let t = Instant::now();
+        let first = Reading::of_process().to_nanos(t);
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(Reading::of_process().to_nanos(t), first);
+        assert_eq!(Reading::of_process().to_instant(first), t);
     }
 }

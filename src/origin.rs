@@ -48,6 +48,23 @@ impl Origin {
         })
     }
 
+    /// The axis of `CLOCK_MONOTONIC` itself (Python's `time.monotonic()`), for times that
+    /// belong to no search: a run function called on its own, as DeepHyper's `@profile`
+    /// stamps them. Like every origin, it places no time before it was made.
+    pub fn monotonic() -> Origin {
+        let anchor = Instant::now();
+        Origin {
+            anchor,
+            at_anchor: crate::monotonic::seconds(anchor),
+        }
+    }
+
+    /// Where this axis's zero falls on `CLOCK_MONOTONIC`, in seconds (may be negative): a
+    /// time `s` on the axis is `monotonic_zero() + s` there.
+    pub fn monotonic_zero(&self) -> f64 {
+        crate::monotonic::seconds(self.anchor) - self.at_anchor
+    }
+
     /// Where `t` falls on the search's axis, in seconds (never before this evaluator joined).
     pub fn secs(&self, t: Instant) -> f64 {
         self.at_anchor + t.saturating_duration_since(self.anchor).as_secs_f64()

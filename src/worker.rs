@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::child::{self, COMPILE, RUN};
-pub use crate::child::{binary, set_binary};
+pub use crate::child::{BUILD, PROTOCOL, binary, set_binary};
 use crate::ipc;
 use crate::job::Failure;
 use crate::sandbox::module::Code;
@@ -129,7 +129,7 @@ pub(crate) struct WireOutput {
 
 impl WireOutput {
     fn from_output(out: RunOutput) -> WireOutput {
-        let clock = crate::monotonic::Reading::now();
+        let clock = crate::monotonic::Reading::of_process();
         WireOutput {
             started: clock.to_nanos(out.started),
             ended: clock.to_nanos(out.ended),
@@ -149,7 +149,7 @@ impl WireOutput {
 
     /// The output, its instants those of this process.
     pub(crate) fn into_output(self) -> RunOutput {
-        let clock = crate::monotonic::Reading::now();
+        let clock = crate::monotonic::Reading::of_process();
         RunOutput {
             result: self.result,
             records: self.records,
@@ -272,6 +272,7 @@ fn run_main() -> i32 {
                 config,
                 kwargs: kwargs.clone(),
                 control,
+                observer: None,
             },
         );
         controls.lock().unwrap().remove(&id);

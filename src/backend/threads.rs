@@ -62,6 +62,7 @@ fn work(tasks: &Receiver<Task>, done: &Sender<Finished>, shared: &Shared) {
                 config: task.config,
                 kwargs: shared.kwargs.clone(),
                 control: task.control,
+                observer: None,
             },
         );
         if done.send(shared.complete(task.id, output)).is_err() {

@@ -30,7 +30,7 @@ use crate::backend::{Backend, Finished, Method, ProcessPool, Shared, Task, Threa
 use crate::callback::Callback;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
-use crate::sandbox::{JobControl, LoadedModule, Policy, RunFunction, Signals};
+use crate::sandbox::{JobControl, LoadedModule, RunFunction, Signals};
 use crate::storage::{MemoryStorage, Storage};
 
 /// How many jobs `gather` waits for.
@@ -128,7 +128,7 @@ impl Evaluator {
             retries,
             resume,
         } = options;
-        check_policy(&policy)?;
+        policy.check()?;
         let module = Arc::new(LoadedModule::load(&run_function.into(), &policy, &cache)?);
         let storage: Arc<dyn Storage> = storage.unwrap_or_else(|| Arc::new(MemoryStorage::new()));
         let search_id = match search_id {
@@ -576,28 +576,4 @@ impl Drop for Evaluator {
 }
 
 /// The largest memory limit: a wasm32 linear memory holds at most 4 GiB.
-pub const MAX_MEMORY: usize = 4 << 30;
-
-fn check_policy(policy: &Policy) -> Result<()> {
-    for dir in &policy.dirs {
-        if !dir.host.is_dir() {
-            return Err(Error::Option(format!(
-                "the granted directory {} does not exist or is not a directory",
-                dir.host.display()
-            )));
-        }
-    }
-    if policy.memory == 0 {
-        return Err(Error::Option(
-            "the memory limit must be more than 0 bytes".into(),
-        ));
-    }
-    if policy.memory > MAX_MEMORY {
-        return Err(Error::Option(format!(
-            "the memory limit of {} bytes is more than 4 GiB, the most a wasm32 memory (and the \
-             instance pool) can hold",
-            policy.memory
-        )));
-    }
-    Ok(())
-}
+pub use crate::sandbox::policy::MAX_MEMORY;

@@ -1,8 +1,9 @@
 //! Engines: one per (fuel on/off, stack size) in each process, with the pooling allocator,
 //! and the 1 ms epoch ticker that drives wall-clock limits.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -29,28 +30,60 @@ pub const POOL: Shape = Shape {
 };
 
 type Key = (bool, usize);
-type Engines = Mutex<HashMap<Key, (Engine, Arc<Admission>)>>;
+type Map = HashMap<Key, (Engine, Arc<Admission>)>;
 
-fn engines() -> &'static Engines {
-    static ENGINES: OnceLock<Engines> = OnceLock::new();
-    ENGINES.get_or_init(|| {
+/// This process's engines, and the process they belong to.
+struct Engines {
+    pid: u32,
+    map: Map,
+}
+
+static ENGINES: Mutex<Option<Engines>> = Mutex::new(None);
+
+thread_local! {
+    /// The engines' lock, held by the thread that forks across the fork (see [`prepare_fork`]).
+    static HELD: RefCell<Option<MutexGuard<'static, Option<Engines>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this process's engines. A child of `fork` inherits its parent's engines but
+/// not the ticker thread (without which no deadline fires) nor the threads that may have
+/// held their internal locks: it forgets them (dropping them could wait on such a lock) and
+/// starts afresh, with a ticker of its own.
+fn with_engines<R>(f: impl FnOnce(&mut Map) -> R) -> R {
+    let mut engines = ENGINES.lock().unwrap_or_else(PoisonError::into_inner);
+    let pid = std::process::id();
+    if engines.as_ref().is_none_or(|e| e.pid != pid) {
+        std::mem::forget(engines.take());
         std::thread::Builder::new()
             .name("wasmeval-epoch".into())
             .spawn(ticker)
             .expect("spawn the epoch ticker thread");
-        Mutex::new(HashMap::new())
-    })
+        *engines = Some(Engines {
+            pid,
+            map: HashMap::new(),
+        });
+    }
+    f(&mut engines.as_mut().expect("set above").map)
+}
+
+/// Takes the engines' lock until [`forked`]: call it just before `fork()` (Python:
+/// `os.register_at_fork(before=...)`), so that the child never inherits the lock held by
+/// another thread (the ticker takes it every millisecond).
+pub fn prepare_fork() {
+    let guard = ENGINES.lock().unwrap_or_else(PoisonError::into_inner);
+    HELD.with(|held| *held.borrow_mut() = Some(guard));
+}
+
+/// Releases what [`prepare_fork`] took: call it after `fork()` in the parent and in the
+/// child. The child's engines are made afresh at their next use.
+pub fn forked() {
+    HELD.with(|held| held.borrow_mut().take());
 }
 
 fn ticker() {
     loop {
         std::thread::sleep(TICK);
-        let list: Vec<Engine> = engines()
-            .lock()
-            .unwrap()
-            .values()
-            .map(|(e, _)| e.clone())
-            .collect();
+        let list: Vec<Engine> = with_engines(|map| map.values().map(|(e, _)| e.clone()).collect());
         for engine in list {
             engine.increment_epoch();
         }
@@ -65,14 +98,15 @@ pub fn engine_for(policy: &Policy) -> Result<Engine> {
 /// The engine for `policy` and the admission control of its pool.
 pub fn pooled_engine_for(policy: &Policy) -> Result<(Engine, Arc<Admission>)> {
     let key = (policy.fuel.is_some(), policy.max_wasm_stack);
-    let mut map = engines().lock().unwrap();
-    if let Some(pair) = map.get(&key) {
-        return Ok(pair.clone());
-    }
-    let engine = Engine::new(&config(key.0, key.1, true)).map_err(Error::engine)?;
-    let pair = (engine, Arc::new(Admission::new(POOL)));
-    map.insert(key, pair.clone());
-    Ok(pair)
+    with_engines(|map| {
+        if let Some(pair) = map.get(&key) {
+            return Ok(pair.clone());
+        }
+        let engine = Engine::new(&config(key.0, key.1, true)).map_err(Error::engine)?;
+        let pair = (engine, Arc::new(Admission::new(POOL)));
+        map.insert(key, pair.clone());
+        Ok(pair)
+    })
 }
 
 /// An engine for compiling only (no pooling allocator, no address space reserved), with the

@@ -11,6 +11,7 @@ use crate::job::FailureKind;
 use crate::sandbox::clock::Clamp;
 use crate::sandbox::control::JobControl;
 use crate::sandbox::grants::WriteBudget;
+use crate::sandbox::run::Observer;
 
 #[allow(missing_docs)]
 mod bindings {
@@ -246,6 +247,8 @@ pub struct JobState {
     pub stopped_by: Option<FailureKind>,
     /// What the job may still write through its grants.
     pub write_budget: Arc<WriteBudget>,
+    /// Who else hears `record` and answers `stopped`.
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 impl JobState {
@@ -285,16 +288,16 @@ impl wasmeval::objective::job::Host for Host<P2> {
             )));
         }
         self.job.records.push((budget, objective));
+        if let Some(observer) = &self.job.observer {
+            observer.record(budget, objective);
+        }
         Ok(())
     }
 
     fn stopped(&mut self) -> wasmtime::Result<bool> {
         let soon = Instant::now() + self.job.grace;
-        Ok(self
-            .job
-            .control
-            .stop_reason(soon, self.job.deadline)
-            .is_some())
+        let host = self.job.control.stop_reason(soon, self.job.deadline);
+        Ok(host.is_some() || self.job.observer.as_ref().is_some_and(|o| o.stopped()))
     }
 
     fn log(&mut self, message: String) -> wasmtime::Result<()> {

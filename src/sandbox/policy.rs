@@ -5,8 +5,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
+
 /// One MiB.
 pub const MIB: usize = 1 << 20;
+
+/// The largest memory limit: a wasm32 linear memory holds at most 4 GiB.
+pub const MAX_MEMORY: usize = 4 << 30;
 
 /// A host directory made visible to guests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +100,34 @@ pub struct Policy {
     /// needs more to compile is refused. It does not take part in the policy a resumed search
     /// must match.
     pub compile_memory: usize,
+}
+
+impl Policy {
+    /// Refuses a policy no job can run under: a granted directory that is not one, a memory
+    /// limit of 0 or past [`MAX_MEMORY`].
+    pub fn check(&self) -> Result<()> {
+        for dir in &self.dirs {
+            if !dir.host.is_dir() {
+                return Err(Error::Option(format!(
+                    "the granted directory {} does not exist or is not a directory",
+                    dir.host.display()
+                )));
+            }
+        }
+        if self.memory == 0 {
+            return Err(Error::Option(
+                "the memory limit must be more than 0 bytes".into(),
+            ));
+        }
+        if self.memory > MAX_MEMORY {
+            return Err(Error::Option(format!(
+                "the memory limit of {} bytes is more than 4 GiB, the most a wasm32 memory (and the \
+                 instance pool) can hold",
+                self.memory
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Policy {

@@ -29,6 +29,19 @@ pub struct JobInput {
     pub kwargs: Arc<str>,
     /// Its stop signals.
     pub control: Arc<JobControl>,
+    /// Who else hears the job's `record` calls and answers its `stopped()` (DeepHyper's
+    /// `RunningJob`, from Python); `None` for most callers.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+/// Another party to a running job's `record` and `stopped` calls, such as a search's
+/// multi-fidelity stopper. Called on the job's thread, while the guest waits.
+pub trait Observer: Send + Sync {
+    /// The guest recorded `objective` at `budget` (after the host stored it).
+    fn record(&self, budget: f64, objective: f64);
+    /// True when the job should stop early; the guest sees `stopped()` true when this or the
+    /// host's own signals (deadline, cancel, close) say so.
+    fn stopped(&self) -> bool;
 }
 
 /// How a job ended.
@@ -127,6 +140,7 @@ impl LoadedModule {
             log: CappedBuf::new(policy.log_cap),
             stopped_by: None,
             write_budget: WriteBudget::new(policy.write_quota),
+            observer: input.observer.clone(),
         };
         let stdout = CappedBuf::new(policy.stdout_cap);
         let stderr = CappedBuf::new(policy.stderr_cap);

@@ -322,3 +322,55 @@ fn the_job_interface_records_logs_and_stops_early() {
     assert_eq!(meta(&job, "kwargs"), &json!({"dataset": "mnist"}));
     assert_eq!(meta(&job, "id"), job.id.as_str());
 }
+
+#[test]
+fn a_forked_child_runs_its_own_ticker_so_its_timeouts_fire() {
+    use std::sync::Arc;
+    use wasmeval::sandbox::{JobControl, JobInput, forked, prepare_fork};
+    use wasmeval::{CacheDir, LoadedModule, Policy};
+
+    let policy = Policy {
+        job_timeout: Some(Duration::from_millis(300)),
+        ..Policy::default()
+    };
+    let spin = || {
+        let module = LoadedModule::load(&probe().into(), &policy, &CacheDir::Disabled).unwrap();
+        module.run(
+            &policy,
+            JobInput {
+                id: "0.0".into(),
+                config: r#"{"action": "spin"}"#.into(),
+                kwargs: Arc::from("{}"),
+                control: Arc::new(JobControl::new(Arc::default())),
+                observer: None,
+            },
+        )
+    };
+    // The parent's engines and ticker exist before the fork.
+    assert_eq!(spin().result.unwrap_err().kind, FailureKind::Timeout);
+    prepare_fork();
+    // SAFETY: the child only loads and runs a module, then leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    forked();
+    if pid == 0 {
+        let timed_out = std::panic::catch_unwind(spin)
+            .is_ok_and(|out| out.result.is_err_and(|f| f.kind == FailureKind::Timeout));
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(if timed_out { 0 } else { 1 }) };
+    }
+    let t = Instant::now();
+    let mut status = 0;
+    // SAFETY: waits for the child made above.
+    while unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == 0 {
+        if t.elapsed() > Duration::from_secs(30) {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the child's spinning job never timed out: no ticker after fork");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child status {status}"
+    );
+}

@@ -1,0 +1,193 @@
+"""DeepHyper's ``Evaluator`` on wasmeval's worker processes.
+
+``wasmeval.deephyper.Evaluator(module_or_run_function, num_workers=...)`` is a subclass of
+``deephyper.evaluator.Evaluator``: DeepHyper's searches take it as it is::
+
+    from deephyper.hpo import CBO
+    from wasmeval.deephyper import Evaluator
+
+    evaluator = Evaluator("ackley.wasm", num_workers=2)
+    CBO(problem, random_state=42).search(evaluator, max_evals=100)  # writes results.csv
+
+Jobs keep DeepHyper's ids, statuses, storage (any of DeepHyper's ``Storage`` objects),
+callbacks, ``search_id``, ``timeout`` and ``results.csv`` columns, and run on the library's
+worker processes: no Python in the job path. Their ``timestamp_start`` and
+``timestamp_end`` are measured in the workers, on DeepHyper's time axis (``timestamp_submit``
+and ``timestamp_gather``'s). DeepHyper's stoppers (multi-fidelity) need the Python job
+object while the job runs: use ``Evaluator.create(RunFunction(...), method="thread")`` for
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any, Hashable, List, Mapping, Optional, Union
+
+from deephyper.evaluator import Evaluator as _DeepHyperEvaluator
+from deephyper.evaluator import JobStatus
+from deephyper.evaluator._evaluator import MaximumJobsSpawnReached
+from deephyper.evaluator.storage import Storage
+
+from . import RunFunction, _gather_size, _native, _seconds
+
+__all__ = ["Evaluator"]
+
+
+class Evaluator(_DeepHyperEvaluator):
+    """DeepHyper's ``Evaluator`` whose jobs run on wasmeval's worker processes.
+
+    Args:
+        module_or_run_function: a path to a ``.wasm`` file, its bytes, or a
+            :class:`wasmeval.RunFunction` (whose sandbox policy the jobs keep).
+        num_workers: worker processes (default: one per core).
+        callbacks: DeepHyper callbacks.
+        run_function_kwargs: keyword arguments the guest reads with ``job::kwargs()``.
+        storage: a DeepHyper ``Storage`` (default ``MemoryStorage``).
+        search_id: a search of ``storage`` to join.
+        method: ``"process"`` (default) or ``"thread"``: the library's workers.
+        job_timeout, memory, fuel, dirs, env: the sandbox policy, when a path or bytes is given.
+    """
+
+    def __init__(
+        self,
+        module_or_run_function: Union[str, os.PathLike, bytes, RunFunction],
+        num_workers: Optional[int] = None,
+        callbacks: Optional[list] = None,
+        run_function_kwargs: Optional[dict] = None,
+        storage: Optional[Storage] = None,
+        search_id: Optional[Hashable] = None,
+        *,
+        method: str = "process",
+        job_timeout: Optional[float] = None,
+        memory: Union[int, str] = "512MiB",
+        fuel: Optional[int] = None,
+        dirs=(),
+        env: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        if isinstance(module_or_run_function, RunFunction):
+            run_function = module_or_run_function
+        else:
+            run_function = RunFunction(
+                module_or_run_function, job_timeout=job_timeout, memory=memory, fuel=fuel,
+                dirs=dirs, env=env,
+            )
+        if num_workers is None:
+            num_workers = os.cpu_count() or 1
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+            raise ValueError(f"num_workers must be a positive int, not {num_workers!r}")
+        super().__init__(
+            run_function=run_function,
+            num_workers=num_workers,
+            callbacks=callbacks,
+            run_function_kwargs=run_function_kwargs,
+            storage=storage,
+            search_id=search_id,
+        )
+        kwargs = {**run_function._kwargs, **self.run_function_kwargs}
+        self._pool = _native.Pool(
+            run_function.name, run_function.wasm, run_function.policy, method, num_workers,
+            json.dumps(kwargs),
+        )
+        # The pool's time axis is placed on DeepHyper's (`time.monotonic() - self.timestamp`).
+        self._shift = self._pool.monotonic_zero() - self.timestamp
+        self._running = {}  # the pool's job id -> DeepHyper's job
+
+    def to_json(self) -> dict:
+        return {"type": type(self).__name__, "num_workers": self.num_workers}
+
+    @property
+    def timeout(self) -> Optional[float]:
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: Optional[float]) -> None:
+        self._time_timeout_set = time.monotonic()
+        self._timeout = value
+        # Past it, running jobs are stopped and queued ones never start (CANCELLED).
+        self._pool.set_timeout(_seconds(value, "timeout"))
+
+    def submit(self, args_list: List[dict]) -> None:
+        """Sends configurations to the workers: each becomes a job of DeepHyper's storage."""
+        jobs = []
+        for args in args_list:
+            if (
+                self.maximum_num_jobs_submitted > 0
+                and self.num_jobs_submitted >= self.maximum_num_jobs_submitted
+            ):
+                break
+            job_id = self._storage.create_new_job(self._search_id)
+            self._storage.store_job_in(job_id, args=(args,))
+            job = self._create_job(job_id, args, self.run_function, self._storage)
+            job.context.search = self.search
+            self.job_id_submitted.append(job_id)
+            self._on_launch(job)
+            jobs.append(job)
+        if jobs:
+            ids = self._pool.submit(json.dumps([j.args for j in jobs]))
+            self._running.update(zip(ids, jobs))
+        if len(jobs) < len(args_list):
+            raise MaximumJobsSpawnReached
+
+    def gather(self, type: str, size: int = 1):
+        """Waits for ``"ALL"`` submitted jobs or a ``"BATCH"`` of at least ``size`` (Ctrl-C
+        interrupts the wait); returns the local jobs, or ``(local, other)``."""
+        assert type in ["ALL", "BATCH"], f"Unsupported gather operation: {type}."
+        if type == "BATCH" and not self._running:
+            raise ValueError("No jobs pending, call Evaluator.submit(jobs)!")
+        local_json, _ = self._pool.gather(_gather_size(type, size))
+        local = self._finish(json.loads(local_json))
+        other = self.gather_other_jobs_done()
+        for cb in self._callbacks:
+            cb.on_gather(local, other)
+        return (local, other) if other else local
+
+    async def agather(self, type: str, size: int = 1):
+        """:meth:`gather` for a running event loop (Jupyter): waits on a thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.gather, type, size)
+
+    def _finish(self, done: list) -> list:
+        """DeepHyper's jobs for the pool's finished ones, stored and called back."""
+        jobs = []
+        for d in done:
+            job = self._running.pop(d["job_id"])
+            metadata = {
+                k: (v + self._shift if k in ("timestamp_start", "timestamp_end") else v)
+                for k, v in d["metadata"].items()
+                if k not in ("timestamp_submit", "timestamp_gather")
+            }
+            job.status = JobStatus.RUNNING
+            job.set_output({"objective": d["objective"], "metadata": metadata})
+            if d["status"] == "CANCELLED":
+                job.status = JobStatus.CANCELLED
+            self._on_done(job)
+            jobs.append(job)
+        if jobs:
+            gathered = {j.id for j in jobs}
+            self.job_id_gathered.extend(j.id for j in jobs)
+            self.job_id_submitted = [i for i in self.job_id_submitted if i not in gathered]
+        return jobs
+
+    def close(self) -> list:
+        """Stops running and queued jobs (they end CANCELLED with ``"F_CANCELLED"``),
+        stores and returns them, and stops the workers."""
+        jobs = self._finish(json.loads(self._pool.close())) if hasattr(self, "_pool") else []
+        if jobs:
+            for cb in self._callbacks:
+                cb.on_gather(jobs, [])
+        for cb in self._callbacks:
+            cb.on_close()
+        return jobs
+
+    def __del__(self):
+        pass
+
+    async def execute(self, job):
+        """One job through the run function on a thread (DeepHyper's abstract method; this
+        evaluator's :meth:`submit` sends jobs to the workers instead)."""
+        running = job.create_running_job(self._stopper)
+        output = await self.run_function.coroutine(running, **self.run_function_kwargs)
+        return self._update_job_when_done(job, output)
