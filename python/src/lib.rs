@@ -81,6 +81,9 @@ fn deephyper_output(job: Job) -> Value {
 /// DeepHyper's `RunningJob` as the guest's `record` and `stopped` reach it.
 struct RunningJob {
     job: Py<PyAny>,
+    /// Set at the first `record`: until then no stopper has anything to judge (DeepHyper's
+    /// raise when asked), so `stopped()` is false without asking.
+    recorded: std::sync::atomic::AtomicBool,
     /// When `stopped()` was last asked, and its answer: asked at most every 10 ms, so that a
     /// guest polling in a loop cannot hammer the GIL.
     last: Mutex<Option<(Instant, bool)>>,
@@ -91,6 +94,8 @@ const STOPPED_EVERY: Duration = Duration::from_millis(10);
 
 impl Observer for RunningJob {
     fn record(&self, budget: f64, objective: f64) {
+        self.recorded
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Python::attach(|py| {
             if let Err(e) = self.job.call_method1(py, "record", (budget, objective)) {
                 e.write_unraisable(py, Some(self.job.bind(py)));
@@ -99,6 +104,9 @@ impl Observer for RunningJob {
     }
 
     fn stopped(&self) -> bool {
+        if !self.recorded.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, answer)) = *last
             && at.elapsed() < STOPPED_EVERY
@@ -116,6 +124,40 @@ impl Observer for RunningJob {
         });
         *last = Some((Instant::now(), answer));
         answer
+    }
+}
+
+/// The signals wasmtime's traps raise (out-of-bounds access, `unreachable`, ...).
+const TRAP_SIGNALS: [libc::c_int; 4] = [libc::SIGSEGV, libc::SIGILL, libc::SIGBUS, libc::SIGFPE];
+
+/// wasmtime's handlers of [`TRAP_SIGNALS`], as its first engine installed them.
+static TRAP_HANDLERS: std::sync::OnceLock<Vec<(libc::c_int, libc::sigaction)>> =
+    std::sync::OnceLock::new();
+
+fn handler_of(signal: libc::c_int) -> libc::sigaction {
+    // SAFETY: a query (no new action) into a zeroed struct of the right type.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut action);
+        action
+    }
+}
+
+/// Remembers wasmtime's trap handlers; called once an engine exists.
+fn remember_trap_handlers() {
+    TRAP_HANDLERS.get_or_init(|| TRAP_SIGNALS.iter().map(|&s| (s, handler_of(s))).collect());
+}
+
+/// Puts wasmtime's trap handlers back where another library replaced them (Ray's driver
+/// does: measured, a guest's `unreachable` then killed Python with SIGILL). A job's trap must
+/// reach wasmtime, which ends the job; wasmtime passes faults that are not a guest's on to
+/// the handler it found.
+fn restore_trap_handlers() {
+    for (signal, ours) in TRAP_HANDLERS.get().into_iter().flatten() {
+        if handler_of(*signal).sa_sigaction != ours.sa_sigaction {
+            // SAFETY: reinstalls an action this process had installed.
+            unsafe { libc::sigaction(*signal, ours, std::ptr::null_mut()) };
+        }
     }
 }
 
@@ -143,6 +185,7 @@ impl Module {
         let loaded = py
             .detach(|| LoadedModule::load(&source(name, wasm), &policy, &CacheDir::Default))
             .map_err(py_err)?;
+        remember_trap_handlers();
         Ok(Module {
             loaded: ManuallyDrop::new(Arc::new(loaded)),
             policy,
@@ -181,10 +224,12 @@ impl Module {
             observer: job.map(|job| {
                 Arc::new(RunningJob {
                     job,
+                    recorded: Default::default(),
                     last: Mutex::new(None),
                 }) as Arc<dyn Observer>
             }),
         };
+        restore_trap_handlers();
         let out = py.detach(|| self.loaded.run(&self.policy, input));
         let job = outcome(JobId::new("0", 0), out, &self.origin);
         Ok(deephyper_output(job).to_string())
@@ -261,6 +306,7 @@ impl Pool {
             .policy(policy_of(policy)?)
             .run_function_kwargs(json_map(kwargs, "kwargs")?);
         let evaluator = py.detach(|| builder.build()).map_err(py_err)?;
+        remember_trap_handlers();
         Ok(Pool {
             num_workers: evaluator.num_workers(),
             search_id: evaluator.search_id().to_owned(),
@@ -272,6 +318,7 @@ impl Pool {
 
     /// Submits configurations (a JSON array of objects); returns their job ids.
     fn submit(&self, configs: &str) -> PyResult<Vec<String>> {
+        restore_trap_handlers();
         let configs: Vec<Value> = serde_json::from_str(configs)
             .map_err(|e| PyValueError::new_err(format!("configurations: {e}")))?;
         let ids = self.evaluator()?.submit(configs).map_err(py_err)?;

@@ -22,10 +22,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import inspect
+import itertools
 import json
 import os
 import re
 import threading
+import types
+import weakref
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
@@ -163,6 +167,33 @@ def _module(name: str, wasm: bytes, sha256: str, policy_json: str) -> "_native.M
     return module
 
 
+def _called_as(job, **kwargs):
+    """What a RunFunction's call looks like to ``inspect``: ``(job, **kwargs)``."""
+
+
+class _Instances:
+    """Where cloudpickle (Ray's, loky's) finds each live RunFunction by its qualified name:
+    found "by reference", it is pickled through ``RunFunction.__reduce__`` like any object."""
+
+    def __init__(self) -> None:
+        self._live = weakref.WeakValueDictionary()
+        self._next = itertools.count()
+
+    def add(self, rf: "RunFunction") -> str:
+        key = f"rf{next(self._next)}"
+        self._live[key] = rf
+        return f"_instances.{key}"
+
+    def __getattr__(self, key: str) -> "RunFunction":
+        try:
+            return self._live[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+_instances = _Instances()
+
+
 class RunFunction:
     """A run function compiled to WebAssembly, callable as DeepHyper's ``run_function``.
 
@@ -223,9 +254,24 @@ class RunFunction:
         self._policy = policy(job_timeout=job_timeout, memory=memory, fuel=fuel, dirs=dirs, env=env)
         self._kwargs = dict(kwargs or {})
         self._kwargs_json = json.dumps(self._kwargs)
-        self._loaded = _module(name, wasm, self._sha256, self._policy)
-        self.__name__ = Path(name).stem
+        self._reload()
+        self._name_it()
+
+    def _name_it(self) -> None:
+        self.__name__ = Path(self._name).stem
         self.__module__ = __name__
+        self.__qualname__ = _instances.add(self)
+
+    # A function, as `inspect` (and so Ray) sees it; pickle and copy look at the real type.
+    @property
+    def __class__(self):
+        return types.FunctionType
+
+    __code__ = _called_as.__code__
+    __defaults__ = None
+    __kwdefaults__ = None
+    __annotations__: dict = {}
+    __signature__ = inspect.signature(_called_as)
 
     @property
     def sha256(self) -> str:
@@ -248,7 +294,7 @@ class RunFunction:
         return self._wasm
 
     def __repr__(self) -> str:
-        return f"RunFunction({self._name!r}, sha256={self._sha256[:12]}...)"
+        return f"wasmeval.RunFunction({self._name!r}, sha256={self._sha256[:12]}...)"
 
     def __reduce__(self):
         return (_restore, (self._name, self._wasm, self._sha256, self._policy, self._kwargs))
@@ -293,9 +339,8 @@ def _restore(name: str, wasm: bytes, sha256: str, policy_json: str, kwargs: dict
     rf._name, rf._wasm, rf._sha256, rf._policy = name, wasm, sha256, policy_json
     rf._kwargs = kwargs
     rf._kwargs_json = json.dumps(kwargs)
-    rf.__name__ = Path(name).stem
-    rf.__module__ = __name__
     rf._reload()
+    rf._name_it()
     return rf
 
 
