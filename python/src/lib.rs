@@ -272,8 +272,21 @@ impl Pool {
 /// How long a blocking wait sleeps between two checks for Ctrl-C.
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
-fn jobs_json<'a>(jobs: impl IntoIterator<Item = &'a Job>) -> String {
-    Value::Array(jobs.into_iter().map(Job::to_json).collect()).to_string()
+/// Jobs as a JSON array: whole, or `brief` (id, status, objective and metadata only: what
+/// DeepHyper's jobs take).
+fn jobs_json<'a>(jobs: impl IntoIterator<Item = &'a Job>, brief: bool) -> String {
+    let json = |job: &Job| {
+        if !brief {
+            return job.to_json();
+        }
+        serde_json::json!({
+            "job_id": job.id.as_str(),
+            "status": job.status.name(),
+            "objective": job.objective.as_ref().map_or(Value::Null, |o| o.to_json()),
+            "metadata": job.metadata,
+        })
+    };
+    Value::Array(jobs.into_iter().map(json).collect()).to_string()
 }
 
 #[pymethods]
@@ -326,9 +339,15 @@ impl Pool {
     }
 
     /// Waits for every pending job (`size` None) or at least `size` of them, checking for
-    /// Ctrl-C; returns this evaluator's jobs and the other evaluators', as JSON arrays.
-    #[pyo3(signature = (size=None))]
-    fn gather(&self, py: Python<'_>, size: Option<usize>) -> PyResult<(String, String)> {
+    /// Ctrl-C; returns this evaluator's jobs and the other evaluators', as JSON arrays
+    /// (`brief`: see [`jobs_json`]).
+    #[pyo3(signature = (size=None, brief=false))]
+    fn gather(
+        &self,
+        py: Python<'_>,
+        size: Option<usize>,
+        brief: bool,
+    ) -> PyResult<(String, String)> {
         let mut guard = self.evaluator()?;
         let evaluator = &mut *guard;
         let pending = evaluator.num_pending();
@@ -363,15 +382,17 @@ impl Pool {
         };
         local.extend(gathered.local);
         other.extend(gathered.other);
-        Ok((jobs_json(&local), jobs_json(&other)))
+        Ok((jobs_json(&local, brief), jobs_json(&other, brief)))
     }
 
-    /// Stops running and queued jobs; returns every job not gathered yet (JSON array).
-    fn close(&self, py: Python<'_>) -> PyResult<String> {
+    /// Stops running and queued jobs; returns every job not gathered yet (JSON array;
+    /// `brief`: see [`jobs_json`]).
+    #[pyo3(signature = (brief=false))]
+    fn close(&self, py: Python<'_>, brief: bool) -> PyResult<String> {
         let mut guard = self.evaluator()?;
         let evaluator = &mut *guard;
         let jobs = py.detach(|| evaluator.close());
-        Ok(jobs_json(&jobs))
+        Ok(jobs_json(&jobs, brief))
     }
 
     /// Asks a submitted job to stop; false for an unknown or gathered one.

@@ -114,3 +114,24 @@ def test_a_running_job_is_what_the_run_function_reads(guests):
     out = wasmeval.RunFunction(guests["probe"], kwargs={"a": 1})(job, b=2)
     assert out["metadata"]["id"] == job.id
     assert out["metadata"]["kwargs"] == {"a": 1, "b": 2}
+
+
+def test_the_native_pool_keeps_deephyper_s_ids_and_statuses_over_many_chunks(guests):
+    from deephyper.evaluator.storage import MemoryStorage
+
+    storage = MemoryStorage()
+    evaluator = wasmeval.deephyper.Evaluator(guests["ackley"], num_workers=2, storage=storage)
+    evaluator._job_class = HPOJob
+    configs = [{"x0": i / 1000} for i in range(1300)]  # past two chunks of 512
+    evaluator.submit(configs)
+    jobs = evaluator.gather("ALL")
+    sid = evaluator._search_id
+    assert sorted(int(j.id.split(".")[1]) for j in jobs) == list(range(1300))
+    for job in jobs:
+        assert job.status.name == "DONE"
+        assert abs(job.objective - -ackley([job.args["x0"]])) <= 1e-12
+        stored = storage.load_job(job.id)
+        assert stored["out"] == job.objective and stored["in"]["args"][0] == job.args
+    assert evaluator.num_jobs_gathered == 1300
+    assert len(storage.load_all_job_ids(sid)) == 1300
+    evaluator.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from typing import Any, Hashable, List, Mapping, Optional, Union
@@ -34,6 +35,26 @@ from deephyper.evaluator.storage import Storage
 from . import RunFunction, _gather_size, _native, _seconds
 
 __all__ = ["Evaluator"]
+
+# Jobs sent to the workers, or finished jobs stored, at a time.
+_CHUNK = 512
+
+
+class _Flat(dict):
+    """Parameters whose values are all immutable scalars: DeepHyper's ``Job`` deep-copies
+    its args, and a copy of the dict is as deep as that copy goes (5x faster)."""
+
+    def __deepcopy__(self, memo):
+        return dict(self)
+
+
+_SCALARS = (int, float, str, bool, type(None))
+
+
+def _flat(args):
+    if type(args) is dict and all(type(v) in _SCALARS for v in args.values()):
+        return _Flat(args)
+    return args
 
 
 class Evaluator(_DeepHyperEvaluator):
@@ -110,8 +131,10 @@ class Evaluator(_DeepHyperEvaluator):
         self._pool.set_timeout(_seconds(value, "timeout"))
 
     def submit(self, args_list: List[dict]) -> None:
-        """Sends configurations to the workers: each becomes a job of DeepHyper's storage."""
-        jobs = []
+        """Sends configurations to the workers: each becomes a job of DeepHyper's storage.
+        They are sent in chunks, so the workers start while the rest are being stored."""
+        chunk = []
+        submitted = 0
         for args in args_list:
             if (
                 self.maximum_num_jobs_submitted > 0
@@ -120,16 +143,23 @@ class Evaluator(_DeepHyperEvaluator):
                 break
             job_id = self._storage.create_new_job(self._search_id)
             self._storage.store_job_in(job_id, args=(args,))
-            job = self._create_job(job_id, args, self.run_function, self._storage)
+            job = self._create_job(job_id, _flat(args), self.run_function, self._storage)
             job.context.search = self.search
             self.job_id_submitted.append(job_id)
             self._on_launch(job)
-            jobs.append(job)
+            chunk.append(job)
+            if len(chunk) == _CHUNK:
+                self._send(chunk)
+                submitted += len(chunk)
+                chunk = []
+        self._send(chunk)
+        if submitted + len(chunk) < len(args_list):
+            raise MaximumJobsSpawnReached
+
+    def _send(self, jobs: list) -> None:
         if jobs:
             ids = self._pool.submit(json.dumps([j.args for j in jobs]))
             self._running.update(zip(ids, jobs))
-        if len(jobs) < len(args_list):
-            raise MaximumJobsSpawnReached
 
     def gather(self, type: str, size: int = 1):
         """Waits for ``"ALL"`` submitted jobs or a ``"BATCH"`` of at least ``size`` (Ctrl-C
@@ -137,8 +167,13 @@ class Evaluator(_DeepHyperEvaluator):
         assert type in ["ALL", "BATCH"], f"Unsupported gather operation: {type}."
         if type == "BATCH" and not self._running:
             raise ValueError("No jobs pending, call Evaluator.submit(jobs)!")
-        local_json, _ = self._pool.gather(_gather_size(type, size))
-        local = self._finish(json.loads(local_json))
+        if type == "BATCH":
+            local = self._finish(self._pool.gather(_gather_size(type, size), True)[0])
+        else:
+            # In chunks, so that finished jobs are stored while the workers run the others.
+            local = []
+            while self._running:
+                local += self._finish(self._pool.gather(min(len(self._running), _CHUNK), True)[0])
         other = self.gather_other_jobs_done()
         for cb in self._callbacks:
             cb.on_gather(local, other)
@@ -149,21 +184,32 @@ class Evaluator(_DeepHyperEvaluator):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.gather, type, size)
 
-    def _finish(self, done: list) -> list:
-        """DeepHyper's jobs for the pool's finished ones, stored and called back."""
+    def _finish(self, done_json: str) -> list:
+        """DeepHyper's jobs for the pool's finished ones, stored and called back as
+        DeepHyper's ``_on_done`` does (`_evaluator.py:364–383`), without reading each job's
+        status back from the storage (a deep copy of the job in ``MemoryStorage``)."""
         jobs = []
-        for d in done:
+        storage = self._storage
+        for d in json.loads(done_json):
             job = self._running.pop(d["job_id"])
-            metadata = {
-                k: (v + self._shift if k in ("timestamp_start", "timestamp_end") else v)
-                for k, v in d["metadata"].items()
-                if k not in ("timestamp_submit", "timestamp_gather")
-            }
-            job.status = JobStatus.RUNNING
-            job.set_output({"objective": d["objective"], "metadata": metadata})
-            if d["status"] == "CANCELLED":
-                job.status = JobStatus.CANCELLED
-            self._on_done(job)
+            metadata = job.metadata
+            for k, v in d["metadata"].items():
+                if k in ("timestamp_start", "timestamp_end"):
+                    metadata[k] = v + self._shift
+                elif k not in ("timestamp_submit", "timestamp_gather"):
+                    metadata[k] = v
+            objective = d["objective"]
+            if isinstance(objective, float) and not math.isfinite(objective):
+                objective = _DeepHyperEvaluator.FAIL_RETURN_VALUE
+            job.output = {"objective": objective}
+            cancelled = d["status"] == "CANCELLED"
+            job.status = JobStatus.CANCELLED if cancelled else JobStatus.DONE
+            metadata["timestamp_gather"] = time.monotonic() - self.timestamp
+            storage.store_job_out(job.id, objective)
+            for k, v in metadata.items():
+                storage.store_job_metadata(job.id, k, v)
+            for cb in self._callbacks:
+                cb.on_done(job)
             jobs.append(job)
         if jobs:
             gathered = {j.id for j in jobs}
@@ -174,7 +220,7 @@ class Evaluator(_DeepHyperEvaluator):
     def close(self) -> list:
         """Stops running and queued jobs (they end CANCELLED with ``"F_CANCELLED"``),
         stores and returns them, and stops the workers."""
-        jobs = self._finish(json.loads(self._pool.close())) if hasattr(self, "_pool") else []
+        jobs = self._finish(self._pool.close(True)) if hasattr(self, "_pool") else []
         if jobs:
             for cb in self._callbacks:
                 cb.on_gather(jobs, [])
