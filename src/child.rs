@@ -121,8 +121,9 @@ pub const PARENT_ENV: &str = "WASMEVAL_PARENT_PID";
 
 /// The version of the messages between parent and child; a change of any message changes it.
 pub const PROTOCOL: u32 = 2;
-/// The build of this library, which parent and child must share.
-pub const BUILD: &str = env!("CARGO_PKG_VERSION");
+/// The build of this library, which parent and child must share: its version, and a hash of
+/// its sources (see `build.rs`).
+pub const BUILD: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("WASMEVAL_BUILD_ID"));
 
 /// How long a child may take to answer the hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,5 +1,6 @@
 """RunFunction on its own: calls, pickling, the GIL, fork, hostile guests, bad arguments."""
 
+import json
 import os
 import pickle
 import threading
@@ -212,3 +213,48 @@ def test_ctrl_c_interrupts_a_blocking_gather(guests, tmp_path):
         p.kill()
         pytest.fail("Ctrl-C did not interrupt gather")
     assert out == "interrupted\n" and p.returncode == 3
+
+
+def _python(code, env, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_worker_binary_comes_from_the_package(guests, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "WASMEVAL_WORKER_BIN"}
+    env.update(PATH="/usr/bin:/bin", WASMEVAL_CACHE_DIR=str(tmp_path / "cache"))
+    code = (
+        "import wasmeval\n"
+        f"ev = wasmeval.Evaluator({guests['ackley']!r}, num_workers=2)\n"
+        "ev.submit([{'x0': 0.0}]); print(ev.gather('ALL')[0]['status']); ev.close()\n"
+        "import pathlib; assert pathlib.Path(wasmeval.__file__).parent.joinpath('bin', 'wasmeval').is_file()\n"
+    )
+    p = _python(code, env, tmp_path)
+    assert p.returncode == 0 and p.stdout == "DONE\n", p.stderr
+
+
+def test_a_worker_binary_of_another_build_is_refused(guests, tmp_path):
+    version, protocol = wasmeval._native.build()
+    stale = version.split("+")[0] + "+0000000000000000"
+    answer = json.dumps({"Child": {"protocol": protocol, "build": stale}}).encode()
+    fake = tmp_path / "wasmeval"
+    fake.write_text(
+        "#!/usr/bin/env python3\nimport sys, struct\n"
+        "n = struct.unpack('<I', sys.stdin.buffer.read(4))[0]\nsys.stdin.buffer.read(n)\n"
+        f"a = {answer!r}\nsys.stdout.buffer.write(struct.pack('<I', len(a)) + a)\n"
+        "sys.stdout.buffer.flush()\n"
+    )
+    fake.chmod(0o755)
+    env = dict(os.environ, WASMEVAL_WORKER_BIN=str(fake), WASMEVAL_CACHE_DIR=str(tmp_path / "c"))
+    code = (
+        "import wasmeval\n"
+        "try:\n"
+        f"    wasmeval.RunFunction({guests['ackley']!r})\n"
+        "except wasmeval.WasmevalError as e:\n"
+        "    print(type(e).__name__, e)\n"
+    )
+    p = _python(code, env, tmp_path)
+    assert str(fake) in p.stdout and f"is wasmeval {stale}" in p.stdout, p.stdout + p.stderr
