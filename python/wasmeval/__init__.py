@@ -344,6 +344,27 @@ def _restore(name: str, wasm: bytes, sha256: str, policy_json: str, kwargs: dict
     return rf
 
 
+def _run_function(module, **policy_and_kwargs) -> RunFunction:
+    """`module` if it is a RunFunction (its policy kept), else one made from it."""
+    if isinstance(module, RunFunction):
+        return module
+    return RunFunction(module, **policy_and_kwargs)
+
+
+def _pool(run_function: RunFunction, method: str, num_workers: Optional[int], kwargs: dict):
+    """The library's evaluator of `run_function` (`kwargs` added to the function's own)."""
+    if num_workers is None:
+        num_workers = os.cpu_count() or 1
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+        raise ValueError(f"num_workers must be a positive int, not {num_workers!r}")
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a str, not {type(method).__name__}")
+    return _native.Pool(
+        run_function.name, run_function.wasm, run_function.policy, method, num_workers,
+        json.dumps({**run_function._kwargs, **kwargs}),
+    )
+
+
 def _jobs(text: str) -> list:
     return json.loads(text)
 
@@ -375,24 +396,11 @@ class Evaluator:
         env: Optional[Mapping[str, str]] = None,
         kwargs: Optional[Mapping[str, Any]] = None,
     ) -> None:
-        if isinstance(module, RunFunction):
-            run_function = module
-        else:
-            run_function = RunFunction(
-                module, job_timeout=job_timeout, memory=memory, fuel=fuel, dirs=dirs, env=env,
-                kwargs=kwargs,
-            )
-        if num_workers is None:
-            num_workers = os.cpu_count() or 1
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-            raise ValueError(f"num_workers must be a positive int, not {num_workers!r}")
-        if not isinstance(method, str):
-            raise TypeError(f"method must be a str, not {type(method).__name__}")
-        self.run_function = run_function
-        self._pool = _native.Pool(
-            run_function.name, run_function.wasm, run_function.policy, method, num_workers,
-            json.dumps(run_function._kwargs),
+        self.run_function = _run_function(
+            module, job_timeout=job_timeout, memory=memory, fuel=fuel, dirs=dirs, env=env,
+            kwargs=kwargs,
         )
+        self._pool = _pool(self.run_function, method, num_workers, {})
 
     @property
     def num_workers(self) -> int:

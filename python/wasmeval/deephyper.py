@@ -32,7 +32,7 @@ from deephyper.evaluator import JobStatus
 from deephyper.evaluator._evaluator import MaximumJobsSpawnReached
 from deephyper.evaluator.storage import Storage
 
-from . import RunFunction, _gather_size, _native, _seconds
+from . import RunFunction, _gather_size, _pool, _run_function, _seconds
 
 __all__ = ["Evaluator"]
 
@@ -88,29 +88,19 @@ class Evaluator(_DeepHyperEvaluator):
         dirs=(),
         env: Optional[Mapping[str, str]] = None,
     ) -> None:
-        if isinstance(module_or_run_function, RunFunction):
-            run_function = module_or_run_function
-        else:
-            run_function = RunFunction(
-                module_or_run_function, job_timeout=job_timeout, memory=memory, fuel=fuel,
-                dirs=dirs, env=env,
-            )
-        if num_workers is None:
-            num_workers = os.cpu_count() or 1
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-            raise ValueError(f"num_workers must be a positive int, not {num_workers!r}")
+        run_function = _run_function(
+            module_or_run_function, job_timeout=job_timeout, memory=memory, fuel=fuel,
+            dirs=dirs, env=env,
+        )
+        # The pool checks num_workers; DeepHyper's base keeps its own copy of it.
+        self._pool = _pool(run_function, method, num_workers, run_function_kwargs or {})
         super().__init__(
             run_function=run_function,
-            num_workers=num_workers,
+            num_workers=self._pool.num_workers,
             callbacks=callbacks,
             run_function_kwargs=run_function_kwargs,
             storage=storage,
             search_id=search_id,
-        )
-        kwargs = {**run_function._kwargs, **self.run_function_kwargs}
-        self._pool = _native.Pool(
-            run_function.name, run_function.wasm, run_function.policy, method, num_workers,
-            json.dumps(kwargs),
         )
         # The pool's time axis is placed on DeepHyper's (`time.monotonic() - self.timestamp`).
         self._shift = self._pool.monotonic_zero() - self.timestamp
@@ -229,7 +219,8 @@ class Evaluator(_DeepHyperEvaluator):
         return jobs
 
     def __del__(self):
-        pass
+        """Nothing to store at collection (DeepHyper's closes, storing jobs then): the pool's
+        workers are stopped and reaped when the pool itself is dropped."""
 
     async def execute(self, job):
         """One job through the run function on a thread (DeepHyper's abstract method; this
