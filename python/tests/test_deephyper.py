@@ -135,3 +135,21 @@ def test_the_native_pool_keeps_deephyper_s_ids_and_statuses_over_many_chunks(gue
     assert evaluator.num_jobs_gathered == 1300
     assert len(storage.load_all_job_ids(sid)) == 1300
     evaluator.close()
+
+
+def test_the_native_pool_s_timeout_cancels_running_jobs_and_its_gather_awaits(guests):
+    import asyncio
+    import time
+
+    rf = wasmeval.RunFunction(guests["probe"])
+    evaluator = wasmeval.deephyper.Evaluator(rf, num_workers=2)
+    evaluator._job_class = HPOJob
+    evaluator.timeout = 0.5
+    evaluator.submit([{"action": "spin"}] * 3)
+    t = time.monotonic()
+    jobs = asyncio.run(evaluator.agather("ALL"))
+    assert time.monotonic() - t < 10
+    assert [j.objective for j in jobs] == ["F_CANCELLED"] * 3
+    assert all(j.status.name == "CANCELLED" for j in jobs)
+    assert evaluator.time_left <= 0
+    evaluator.close()

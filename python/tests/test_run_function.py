@@ -258,3 +258,11 @@ def test_a_worker_binary_of_another_build_is_refused(guests, tmp_path):
     )
     p = _python(code, env, tmp_path)
     assert str(fake) in p.stdout and f"is wasmeval {stale}" in p.stdout, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("fixture, why", [("no_start.wat", "run"), ("unknown_import.wat", "import")])
+def test_modules_without_run_or_with_unknown_imports_raise_load_error(fixture, why):
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", fixture)
+    with pytest.raises(wasmeval.LoadError, match=fixture) as e:
+        wasmeval.RunFunction(path)
+    assert why in str(e.value)
