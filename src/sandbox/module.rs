@@ -146,6 +146,9 @@ impl LoadedModule {
     /// process when the module is not cached yet). Every problem is reported here, before any
     /// job starts, with the file name and the reason.
     pub fn load(source: &RunFunction, policy: &Policy, cache: &CacheDir) -> Result<LoadedModule> {
+        if let Some(dir) = cache.path() {
+            policy.check_cache(&dir)?;
+        }
         let given = Wasm::read(source)?;
         let sha256 = cache::sha256_hex(&given.wasm);
         let engine = engine::engine_for(policy)?;

@@ -41,11 +41,7 @@ impl DirGrant {
         let Ok(root) = self.host.canonicalize() else {
             return false;
         };
-        let resolved = path.canonicalize().ok().or_else(|| {
-            let dir = crate::safe_write::dir_of(path).canonicalize().ok()?;
-            Some(dir.join(path.file_name()?))
-        });
-        resolved.is_some_and(|p| p.starts_with(&root))
+        resolved(path).is_some_and(|p| p.starts_with(&root))
     }
 
     /// A read-write grant of `host`, seen by the guest at `guest`.
@@ -102,6 +98,22 @@ pub struct Policy {
     pub compile_memory: usize,
 }
 
+/// Where `path` is, or will be once created: its longest existing prefix resolved (links
+/// followed), the rest appended. None for a path that cannot be placed (`..` past what
+/// exists).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(path).ok()?;
+    let mut rest = Vec::new();
+    let mut at = absolute.as_path();
+    loop {
+        if let Ok(real) = at.canonicalize() {
+            return Some(rest.iter().rev().fold(real, |p, part| p.join(part)));
+        }
+        rest.push(at.file_name()?);
+        at = at.parent()?;
+    }
+}
+
 impl Policy {
     /// Refuses a policy no job can run under: a granted directory that is not one, a memory
     /// limit of 0 or past [`MAX_MEMORY`].
@@ -127,6 +139,21 @@ impl Policy {
             )));
         }
         Ok(())
+    }
+
+    /// Refuses a compile cache inside a read-write grant: a guest could plant compiled code
+    /// there, which the host would then load and run natively.
+    pub fn check_cache(&self, cache: &Path) -> Result<()> {
+        match self.dirs.iter().find(|g| g.writable && g.holds(cache)) {
+            Some(grant) => Err(Error::Option(format!(
+                "the compile cache {} is inside the read-write grant {}: a guest could plant \
+                 compiled code there; grant another directory or move the cache \
+                 (WASMEVAL_CACHE_DIR)",
+                cache.display(),
+                grant.host.display()
+            ))),
+            None => Ok(()),
+        }
     }
 }
 

@@ -108,6 +108,49 @@ fn output_and_storage_inside_a_read_write_grant_are_refused() {
 }
 
 #[test]
+fn a_compile_cache_inside_a_read_write_grant_is_refused() {
+    // A guest that can write the cache could plant compiled code the host then runs natively.
+    let dir = tempfile::tempdir().unwrap();
+    let grant = dir.path().join("grant");
+    std::fs::create_dir(&grant).unwrap();
+    let module = guest("sum");
+    for cache in [grant.clone(), grant.join("not-yet").join("cache")] {
+        let o = wasmeval()
+            .env("WASMEVAL_CACHE_DIR", &cache)
+            .args(["run", module.to_str().unwrap(), "--dir"])
+            .arg(format!("{}:rw", grant.display()))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{e}");
+        assert!(
+            e.contains("compile cache") && e.contains(grant.to_str().unwrap()),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            !grant.join("not-yet").exists(),
+            "the cache was made inside the grant"
+        );
+        // The library refuses it too; a read-only grant of the same directory is fine.
+        let refused = builder(&module)
+            .cache(wasmeval::CacheDir::At(cache.clone()))
+            .dir(DirGrant::read_write(&grant, "/data"))
+            .build();
+        let e = refused
+            .err()
+            .expect("a cache inside a read-write grant is refused");
+        assert!(e.to_string().contains("compile cache"), "{e}");
+        builder(&module)
+            .cache(wasmeval::CacheDir::At(cache.clone()))
+            .dir(DirGrant::read_only(&grant, "/data"))
+            .build()
+            .unwrap();
+    }
+}
+
+#[test]
 fn storage_and_output_paths_that_are_links_are_refused_and_a_device_is_written_in_place() {
     use std::os::unix::fs::FileTypeExt;
     let dir = tempfile::tempdir().unwrap();
