@@ -14,7 +14,8 @@ use crate::job::Job;
 ///   columns (as DeepHyper's header is fixed by its first successful row);
 /// - later rows are appended under those columns (new metadata keys are left out);
 /// - at `close`, the whole file is rewritten with every column (written to a temporary file,
-///   then renamed into place).
+///   then renamed into place); a named pipe or device, which got the rows as they came, is
+///   not written again.
 ///
 /// A write error is kept and returned by [`CsvLogger::error`]; the search goes on.
 pub struct CsvLogger {
@@ -86,7 +87,14 @@ impl Callback for CsvLogger {
     }
 
     fn on_close(&mut self) {
-        if !self.jobs.is_empty() {
+        // A named pipe or device that received rows as they came cannot be rewritten: a
+        // rewrite would send every row a second time.
+        let streamed = self.open.as_ref().is_some_and(|(_, out)| {
+            out.get_ref()
+                .metadata()
+                .is_ok_and(|m| !m.file_type().is_file())
+        });
+        if !self.jobs.is_empty() && !streamed {
             let result = self.rewrite();
             self.keep(result);
         }
@@ -135,5 +143,43 @@ mod tests {
         );
         assert_eq!(text.lines().count(), 4);
         assert!(log.error().is_none());
+    }
+
+    #[test]
+    fn a_named_pipe_gets_each_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("results.csv");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        let mut log = CsvLogger::new(&fifo);
+        log.on_gather(&[job(0, Objective::Value(1.0), &["a"])], &[]);
+        log.on_gather(&[job(1, Objective::Value(2.0), &["a", "b"])], &[]);
+        // Closing must not open the pipe again: that open would wait for a reader forever.
+        let closer = std::thread::spawn(move || log.on_close());
+        let t = std::time::Instant::now();
+        while !closer.is_finished() && t.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let reopened = !closer.is_finished();
+        if reopened {
+            let _ = std::fs::read_to_string(&fifo); // lets the second write through
+        }
+        closer.join().unwrap();
+        let text = reader.join().unwrap();
+        assert!(!reopened, "close wrote the pipe a second time");
+        assert_eq!(
+            text,
+            "p:x,objective,job_id,job_status,m:a\n0,1,0,DONE,1\n1,2,1,DONE,1\n"
+        );
     }
 }
