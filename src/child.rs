@@ -125,6 +125,10 @@ pub const PROTOCOL: u32 = 2;
 /// its sources (see `build.rs`).
 pub const BUILD: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("WASMEVAL_BUILD_ID"));
 
+/// Prefixes of the environment variables that process launchers set, which children never
+/// inherit.
+pub const LAUNCHER_PREFIXES: [&str; 3] = ["OMPI_", "PMIX_", "PMI_"];
+
 /// How long a child may take to answer the hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -209,7 +213,18 @@ pub struct Child {
 /// with its binary's path.
 pub fn spawn(role: &str, stderr: Stdio) -> Result<Child> {
     let binary = binary()?;
-    let mut process = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    // A process launcher's variables (Open MPI's, PMIx's, MPICH's PMI) would make a child of
+    // an MPI rank (or of anything started by `mpirun`/`srun`) try to join the job.
+    for (key, _) in std::env::vars_os() {
+        if LAUNCHER_PREFIXES
+            .iter()
+            .any(|p| key.as_encoded_bytes().starts_with(p.as_bytes()))
+        {
+            command.env_remove(key);
+        }
+    }
+    let mut process = command
         .env(ENV, role)
         .env(PARENT_ENV, std::process::id().to_string())
         .stdin(Stdio::piped())

@@ -258,6 +258,71 @@ fn workers_exit_when_the_parent_is_killed() {
 }
 
 #[test]
+fn worker_children_never_inherit_a_process_launcher_s_variables() {
+    // Under mpirun or srun, a worker that inherited these would try to join the MPI job.
+    let probe = guest("probe");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .env("WASMEVAL_STORAGE", "memory")
+        .env("OMPI_COMM_WORLD_RANK", "1")
+        .env("PMIX_RANK", "1")
+        .env("PMI_RANK", "1")
+        .env("WASMEVAL_KEPT", "yes")
+        .args([
+            "run",
+            probe.to_str().unwrap(),
+            "--method",
+            "process",
+            "--workers",
+            "2",
+        ])
+        .args(["--quiet", "--output"])
+        .arg(dir.path().join("results.csv"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut stdin = cli.stdin.take().unwrap();
+    stdin
+        .write_all(b"{\"action\": \"spin\"}\n{\"action\": \"spin\"}\n")
+        .unwrap();
+    let mut workers = Vec::new();
+    wait_until("two workers run", || {
+        workers = children_of(cli.id());
+        workers.len() >= 2
+    });
+    for pid in &workers {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let names: Vec<String> = environ
+            .split(|b| *b == 0)
+            .map(|v| {
+                String::from_utf8_lossy(v)
+                    .split('=')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        assert!(names.iter().any(|n| n == "WASMEVAL_KEPT"), "{names:?}");
+        assert!(names.iter().any(|n| n == "WASMEVAL_WORKER"), "{names:?}");
+        for prefix in ["OMPI_", "PMIX_", "PMI_"] {
+            assert!(
+                !names.iter().any(|n| n.starts_with(prefix)),
+                "{prefix}: {names:?}"
+            );
+        }
+    }
+    sigkill(cli.id());
+    cli.wait().unwrap();
+    drop(stdin);
+    for pid in workers {
+        wait_until("the orphaned worker exits", || !alive(pid));
+    }
+}
+
+#[test]
 fn job_times_come_from_the_worker_so_at_most_num_workers_jobs_overlap() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");
