@@ -293,8 +293,18 @@ fn worker_children_never_inherit_a_process_launcher_s_variables() {
         workers = children_of(cli.id());
         workers.len() >= 2
     });
+    let environs: Vec<Vec<u8>> = workers
+        .iter()
+        .map(|pid| std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default())
+        .collect();
+    // Stopped before any assertion, so that a failure leaves no spinning worker behind.
+    sigkill(cli.id());
+    cli.wait().unwrap();
+    drop(stdin);
     for pid in &workers {
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        wait_until("the orphaned worker exits", || !alive(*pid));
+    }
+    for environ in environs {
         let names: Vec<String> = environ
             .split(|b| *b == 0)
             .map(|v| {
@@ -313,12 +323,6 @@ fn worker_children_never_inherit_a_process_launcher_s_variables() {
                 "{prefix}: {names:?}"
             );
         }
-    }
-    sigkill(cli.id());
-    cli.wait().unwrap();
-    drop(stdin);
-    for pid in workers {
-        wait_until("the orphaned worker exits", || !alive(pid));
     }
 }
 
