@@ -161,6 +161,22 @@ fn restore_trap_handlers() {
     }
 }
 
+/// One job's input, with stop signals of its own (a call stands alone: no evaluator).
+fn job_input(
+    id: String,
+    config: String,
+    kwargs: &str,
+    observer: Option<Arc<dyn Observer>>,
+) -> JobInput {
+    JobInput {
+        id,
+        config,
+        kwargs: Arc::from(kwargs),
+        control: Arc::new(JobControl::new(Arc::new(Signals::default()))),
+        observer,
+    }
+}
+
 /// A run function loaded in this process: every [`Module::run`] is a fresh sandboxed
 /// instance on the calling thread, with the GIL released.
 #[pyclass(frozen, module = "wasmeval._native")]
@@ -216,19 +232,14 @@ impl Module {
                 "this module was loaded before a fork; load it again in this process",
             ));
         }
-        let input = JobInput {
-            id: job_id,
-            config,
-            kwargs: Arc::from(kwargs),
-            control: Arc::new(JobControl::new(Arc::new(Signals::default()))),
-            observer: job.map(|job| {
-                Arc::new(RunningJob {
-                    job,
-                    recorded: Default::default(),
-                    last: Mutex::new(None),
-                }) as Arc<dyn Observer>
-            }),
-        };
+        let observer = job.map(|job| {
+            Arc::new(RunningJob {
+                job,
+                recorded: Default::default(),
+                last: Mutex::new(None),
+            }) as Arc<dyn Observer>
+        });
+        let input = job_input(job_id, config, kwargs, observer);
         restore_trap_handlers();
         let out = py.detach(|| self.loaded.run(&self.policy, input));
         let job = outcome(JobId::new("0", 0), out, &self.origin);
@@ -238,20 +249,11 @@ impl Module {
     /// The library's own per-job cost, for the benchmarks: runs `config` `n` times from Rust
     /// (no Python between the jobs) and returns the mean seconds per job.
     fn _time_runs(&self, py: Python<'_>, config: String, n: u32) -> f64 {
-        let signals = Arc::new(Signals::default());
         let started = Instant::now();
         py.detach(|| {
             for _ in 0..n {
-                let out = self.loaded.run(
-                    &self.policy,
-                    JobInput {
-                        id: "0.0".into(),
-                        config: config.clone(),
-                        kwargs: Arc::from("{}"),
-                        control: Arc::new(JobControl::new(signals.clone())),
-                        observer: None,
-                    },
-                );
+                let input = job_input("0.0".into(), config.clone(), "{}", None);
+                let out = self.loaded.run(&self.policy, input);
                 std::hint::black_box(outcome(JobId::new("0", 0), out, &self.origin));
             }
         });
@@ -500,6 +502,12 @@ fn default_policy() -> String {
         .to_string()
 }
 
+/// A size in bytes (`64MiB`, `1GiB`, `100MB`, `4096`), as the command line reads it.
+#[pyfunction]
+fn parse_size(text: &str) -> PyResult<usize> {
+    wasmeval::sandbox::policy::parse_size(text).map_err(PyValueError::new_err)
+}
+
 /// The library's version and worker protocol, which the worker binary must share.
 #[pyfunction]
 fn build() -> (String, u32) {
@@ -518,6 +526,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(forked, m)?)?;
     m.add_function(wrap_pyfunction!(build, m)?)?;
     m.add_function(wrap_pyfunction!(default_policy, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_size, m)?)?;
     m.add("WasmevalError", m.py().get_type::<WasmevalError>())?;
     m.add("LoadError", m.py().get_type::<LoadError>())?;
     Ok(())

@@ -26,7 +26,6 @@ import inspect
 import itertools
 import json
 import os
-import re
 import threading
 import types
 import weakref
@@ -59,12 +58,9 @@ os.register_at_fork(
     after_in_child=_native.forked,
 )
 
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2,
-          "mib": 1 << 20, "g": 1000**3, "gb": 1000**3, "gib": 1 << 30}
-
-
 def _bytes(value: Union[int, str], name: str) -> int:
-    """A size: an int of bytes, or text such as ``"512MiB"``, ``"2GiB"``, ``"100MB"``."""
+    """A size: an int of bytes, or text as the command line reads it (``"512MiB"``,
+    ``"2GiB"``, ``"100MB"``)."""
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int or a size such as '512MiB', not a bool")
     if isinstance(value, int):
@@ -73,11 +69,10 @@ def _bytes(value: Union[int, str], name: str) -> int:
         return value
     if not isinstance(value, str):
         raise TypeError(f"{name} must be an int or a size such as '512MiB', not {type(value).__name__}")
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
-    unit = m and _UNITS.get(m.group(2).lower())
-    if not m or unit is None or float(m.group(1)) <= 0:
-        raise ValueError(f"{name}: {value!r} is not a size such as '512MiB', '2GiB' or '100MB'")
-    return int(float(m.group(1)) * unit)
+    try:
+        return _native.parse_size(value)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
 
 
 def _seconds(value: Optional[float], name: str) -> Optional[float]:

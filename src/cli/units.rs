@@ -19,33 +19,7 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     })
 }
 
-/// Parses a size in bytes: a number with an optional unit (`KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`).
-pub fn size(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: usize = num
-        .parse()
-        .map_err(|_| format!("invalid size `{text}`: expected a number and a unit, like 64MiB"))?;
-    let factor: usize = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" | "K" => 1 << 10,
-        "MiB" | "M" => 1 << 20,
-        "GiB" | "G" => 1 << 30,
-        "KB" => 1000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "invalid size `{text}`: unknown unit `{other}` (use KiB, MiB or GiB)"
-            ));
-        }
-    };
-    value
-        .checked_mul(factor)
-        .filter(|v| *v > 0)
-        .ok_or_else(|| format!("invalid size `{text}`"))
-}
+pub use crate::sandbox::policy::parse_size as size;
 
 /// Parses a job's memory cap: a size with its unit (a bare `512` would be 512 bytes, which no
 /// job fits in), of at most 4 GiB (a wasm32 memory holds no more).

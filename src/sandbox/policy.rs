@@ -13,6 +13,34 @@ pub const MIB: usize = 1 << 20;
 /// The largest memory limit: a wasm32 linear memory holds at most 4 GiB.
 pub const MAX_MEMORY: usize = 4 << 30;
 
+/// Parses a size in bytes (the command line's and the Python package's): a number with an optional unit (`KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: usize = num
+        .parse()
+        .map_err(|_| format!("invalid size `{text}`: expected a number and a unit, like 64MiB"))?;
+    let factor: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "KB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "invalid size `{text}`: unknown unit `{other}` (use KiB, MiB or GiB)"
+            ));
+        }
+    };
+    value
+        .checked_mul(factor)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("invalid size `{text}`"))
+}
+
 /// A host directory made visible to guests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirGrant {

@@ -196,6 +196,35 @@ fn close_drop_and_host_panics_stop_and_reap_every_worker() {
     assert!(pids.iter().all(|p| !exists(*p)), "reaped after a panic");
 }
 
+/// `wasmeval run` of two spinning jobs on two worker processes, with `env` added, writing to
+/// `out`: the CLI, and its workers once both run.
+fn spinning_cli(env: &[(&str, &str)], out: &std::path::Path) -> (std::process::Child, Vec<u32>) {
+    use std::io::Write;
+    let probe = guest("probe");
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
+        .env("WASMEVAL_STORAGE", "memory")
+        .envs(env.iter().copied())
+        .args(["run", probe.to_str().unwrap(), "--method", "process"])
+        .args(["--workers", "2", "--quiet", "--output"])
+        .arg(out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = cli.stdin.take().unwrap();
+    stdin
+        .write_all(b"{\"action\": \"spin\"}\n{\"action\": \"spin\"}\n")
+        .unwrap();
+    drop(stdin);
+    let mut workers = Vec::new();
+    wait_until("two workers run", || {
+        workers = children_of(cli.id());
+        workers.len() >= 2
+    });
+    (cli, workers)
+}
+
 fn children_of(parent: u32) -> Vec<u32> {
     let mut kids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -219,37 +248,8 @@ fn children_of(parent: u32) -> Vec<u32> {
 
 #[test]
 fn workers_exit_when_the_parent_is_killed() {
-    let probe = guest("probe");
     let dir = tempfile::tempdir().unwrap();
-    let mut cli = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
-        .env("WASMEVAL_STORAGE", "memory")
-        .args([
-            "run",
-            probe.to_str().unwrap(),
-            "--method",
-            "process",
-            "--workers",
-            "2",
-            "--quiet",
-            "--output",
-        ])
-        .arg(dir.path().join("results.csv"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    let mut stdin = cli.stdin.take().unwrap();
-    stdin
-        .write_all(b"{\"action\": \"spin\"}\n{\"action\": \"spin\"}\n")
-        .unwrap();
-    drop(stdin);
-    let mut workers = Vec::new();
-    wait_until("two workers run", || {
-        workers = children_of(cli.id());
-        workers.len() >= 2
-    });
+    let (mut cli, workers) = spinning_cli(&[], &dir.path().join("results.csv"));
     sigkill(cli.id());
     cli.wait().unwrap();
     for pid in workers {
@@ -260,39 +260,14 @@ fn workers_exit_when_the_parent_is_killed() {
 #[test]
 fn worker_children_never_inherit_a_process_launcher_s_variables() {
     // Under mpirun or srun, a worker that inherited these would try to join the MPI job.
-    let probe = guest("probe");
     let dir = tempfile::tempdir().unwrap();
-    let mut cli = Command::new(env!("CARGO_BIN_EXE_wasmeval"))
-        .env("WASMEVAL_STORAGE", "memory")
-        .env("OMPI_COMM_WORLD_RANK", "1")
-        .env("PMIX_RANK", "1")
-        .env("PMI_RANK", "1")
-        .env("WASMEVAL_KEPT", "yes")
-        .args([
-            "run",
-            probe.to_str().unwrap(),
-            "--method",
-            "process",
-            "--workers",
-            "2",
-        ])
-        .args(["--quiet", "--output"])
-        .arg(dir.path().join("results.csv"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    let mut stdin = cli.stdin.take().unwrap();
-    stdin
-        .write_all(b"{\"action\": \"spin\"}\n{\"action\": \"spin\"}\n")
-        .unwrap();
-    let mut workers = Vec::new();
-    wait_until("two workers run", || {
-        workers = children_of(cli.id());
-        workers.len() >= 2
-    });
+    let launcher = [
+        ("OMPI_COMM_WORLD_RANK", "1"),
+        ("PMIX_RANK", "1"),
+        ("PMI_RANK", "1"),
+        ("WASMEVAL_KEPT", "yes"),
+    ];
+    let (mut cli, workers) = spinning_cli(&launcher, &dir.path().join("results.csv"));
     let environs: Vec<Vec<u8>> = workers
         .iter()
         .map(|pid| std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default())
@@ -300,7 +275,6 @@ fn worker_children_never_inherit_a_process_launcher_s_variables() {
     // Stopped before any assertion, so that a failure leaves no spinning worker behind.
     sigkill(cli.id());
     cli.wait().unwrap();
-    drop(stdin);
     for pid in &workers {
         wait_until("the orphaned worker exits", || !alive(*pid));
     }
