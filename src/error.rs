@@ -134,6 +134,9 @@ pub enum Error {
     /// An input/output error outside the module file.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The mpi method cannot run as asked (see [`crate::mpi`]).
+    #[error(transparent)]
+    Mpi(#[from] crate::mpi::MpiError),
 }
 
 impl Error {

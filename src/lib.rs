@@ -42,6 +42,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "mpi")]
+mod agent;
 pub mod backend;
 mod batch;
 pub mod callback;
@@ -57,6 +59,7 @@ mod input;
 mod ipc;
 pub mod job;
 pub mod monotonic;
+pub mod mpi;
 mod origin;
 pub mod output;
 mod resume;

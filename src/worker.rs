@@ -130,9 +130,15 @@ pub(crate) struct WireOutput {
 impl WireOutput {
     fn from_output(out: RunOutput) -> WireOutput {
         let clock = crate::monotonic::Reading::of_process();
+        WireOutput::with_times(out, |t| clock.to_nanos(t))
+    }
+
+    /// `out` with its instants written as `nanos` gives them (a clock of this machine, or the
+    /// age of each instant for another machine).
+    pub(crate) fn with_times(out: RunOutput, nanos: impl Fn(Instant) -> u64) -> WireOutput {
         WireOutput {
-            started: clock.to_nanos(out.started),
-            ended: clock.to_nanos(out.ended),
+            started: nanos(out.started),
+            ended: nanos(out.ended),
             result: out.result,
             records: out.records,
             log: out.log,
@@ -150,20 +156,27 @@ impl WireOutput {
     /// The output, its instants those of this process.
     pub(crate) fn into_output(self) -> RunOutput {
         let clock = crate::monotonic::Reading::of_process();
+        self.into_output_with(|n| clock.to_instant(n))
+    }
+
+    /// The output, its instants read back by `instant` (the inverse of the `nanos` of
+    /// [`WireOutput::with_times`]).
+    pub(crate) fn into_output_with(self, instant: impl Fn(u64) -> Instant) -> RunOutput {
         RunOutput {
             result: self.result,
             records: self.records,
             log: self.log,
             truncated: self.truncated,
             fuel_used: self.fuel_used,
-            started: clock.to_instant(self.started),
-            ended: clock.to_instant(self.ended),
+            started: instant(self.started),
+            ended: instant(self.ended),
             ran: self.ran,
         }
     }
 }
 
-fn deadline(d: Option<Duration>) -> Option<Instant> {
+/// `d` from now.
+pub(crate) fn deadline(d: Option<Duration>) -> Option<Instant> {
     d.map(|d| Instant::now() + d)
 }
 

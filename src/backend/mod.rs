@@ -5,7 +5,7 @@ pub mod outcome;
 pub mod process;
 pub mod threads;
 
-pub use process::ProcessPool;
+pub use process::{ProcessPool, Program, Sink};
 pub use threads::ThreadPool;
 
 use std::sync::{Arc, OnceLock};
@@ -53,10 +53,40 @@ pub struct Shared {
     pub objectives: Arc<OnceLock<usize>>,
 }
 
+/// The evaluator's end of a pool: outcomes are stored and sent on its channel.
+pub struct Local {
+    /// What the workers share.
+    pub shared: Shared,
+    /// The evaluator's channel.
+    pub done: crossbeam_channel::Sender<Finished>,
+}
+
+impl Sink for Local {
+    fn running(&self, id: &JobId) {
+        let _ = self
+            .shared
+            .storage
+            .store_job_status(id, crate::job::JobStatus::Running);
+    }
+
+    fn finish(&self, id: JobId, output: RunOutput) {
+        let _ = self.done.send(self.shared.complete(id, output));
+    }
+}
+
 /// The search value holding the number of objectives of a search's results.
 pub const OBJECTIVES: &str = "objectives";
 
 impl Shared {
+    /// What every job runs.
+    pub fn program(&self) -> Program {
+        Program {
+            module: self.module.clone(),
+            policy: self.policy.clone(),
+            kwargs: self.kwargs.clone(),
+        }
+    }
+
     /// Stores a job's outcome as soon as it ends (so it is committed within the storage's
     /// commit window, whenever the evaluator gathers it) and makes the report for the
     /// evaluator.
@@ -124,6 +154,9 @@ pub enum Method {
     /// `num_workers` worker processes (one per core by default): a crash or a runaway job
     /// takes down at most one worker, which is replaced.
     Process,
+    /// Under `mpirun` or `srun`: this process (rank 0) evaluates, and every other rank runs
+    /// jobs in its own pool of worker processes (see [`crate::mpi`]; cargo feature `mpi`).
+    Mpi,
 }
 
 impl Method {
@@ -133,6 +166,7 @@ impl Method {
             Method::Serial => "SerialEvaluator",
             Method::Thread => "ThreadPoolEvaluator",
             Method::Process => "ProcessPoolEvaluator",
+            Method::Mpi => "MPICommEvaluator",
         }
     }
 }

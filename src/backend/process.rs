@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 
-use crate::backend::{Backend, Finished, Shared, Task};
+use crate::backend::{Backend, Task};
 use crate::child::ChildError;
 use crate::ipc;
-use crate::job::{Failure, FailureKind, JobId, JobStatus};
+use crate::job::{Failure, FailureKind, JobId};
 use crate::sandbox::module::Code;
-use crate::sandbox::{RunOutput, Signals};
+use crate::sandbox::{LoadedModule, Policy, RunOutput, Signals};
 use crate::worker::{self, FromWorker, ToWorker};
 
 /// Most jobs in flight per worker: enough to hide the pipe latency of short jobs.
@@ -73,11 +73,31 @@ struct Slot {
     state: Mutex<SlotState>,
 }
 
+/// What every job of a pool runs.
+#[derive(Clone)]
+pub struct Program {
+    /// The run function.
+    pub module: Arc<LoadedModule>,
+    /// The sandbox policy.
+    pub policy: Arc<Policy>,
+    /// The run-function kwargs, as JSON.
+    pub kwargs: Arc<str>,
+}
+
+/// Where a pool reports its jobs: the evaluator's storage and channel
+/// ([`crate::backend::Local`]), or a node agent's link back to the evaluator.
+pub trait Sink: Send + Sync + 'static {
+    /// The job has started on a worker (it heads the worker's queue).
+    fn running(&self, id: &JobId);
+    /// The job ended.
+    fn finish(&self, id: JobId, output: RunOutput);
+}
+
 struct Pool {
-    shared: Shared,
+    program: Program,
     binary: std::path::PathBuf,
     signals: Arc<Signals>,
-    done: Sender<Finished>,
+    sink: Arc<dyn Sink>,
     tasks: Receiver<Queued>,
     retry_tx: Sender<Queued>,
     retry: Receiver<Queued>,
@@ -97,23 +117,23 @@ pub struct ProcessPool {
 }
 
 impl ProcessPool {
-    /// Starts `workers` worker processes running `shared.module`, reporting on `done`. A job
-    /// whose worker dies is run again up to `retries` times.
+    /// Starts `workers` worker processes running `program`, reporting to `sink`. A job whose
+    /// worker dies is run again up to `retries` times.
     pub fn start(
         workers: usize,
-        shared: Shared,
+        program: Program,
         signals: Arc<Signals>,
         retries: u32,
-        done: Sender<Finished>,
+        sink: Arc<dyn Sink>,
     ) -> crate::Result<ProcessPool> {
         let binary = worker::binary()?;
         let (tasks_tx, tasks) = crossbeam_channel::unbounded();
         let (retry_tx, retry) = crossbeam_channel::unbounded();
         let pool = Arc::new(Pool {
-            shared,
+            program,
             binary,
             signals,
-            done,
+            sink,
             tasks,
             retry_tx,
             retry,
@@ -255,7 +275,7 @@ impl Pool {
     }
 
     fn finish(&self, task: Task, output: RunOutput) {
-        let _ = self.done.send(self.shared.complete(task.id, output));
+        self.sink.finish(task.id, output);
     }
 }
 
@@ -268,7 +288,7 @@ fn spawn(pool: &Pool) -> Result<Worker, ChildError> {
         mut stdin,
         mut stdout,
     } = crate::child::spawn(crate::child::RUN, Stdio::inherit())?;
-    let m = &pool.shared.module;
+    let m = &pool.program.module;
     let setup = ToWorker::Setup(Box::new(worker::Setup {
         name: m.name.clone(),
         sha256: m.sha256.clone(),
@@ -278,8 +298,8 @@ fn spawn(pool: &Pool) -> Result<Worker, ChildError> {
             Code::File(path) => Some(path.clone()),
             Code::Bytes(_) => None,
         },
-        policy: (*pool.shared.policy).clone(),
-        kwargs: pool.shared.kwargs.to_string(),
+        policy: (*pool.program.policy).clone(),
+        kwargs: pool.program.kwargs.to_string(),
         deadline_in: pool
             .signals
             .deadline()
@@ -355,10 +375,7 @@ fn supervise(pool: &Pool, i: usize, mut first: Option<Sender<Result<(), ChildErr
                 st.avg_run = Some(st.avg_run.map_or(ran, |avg| (avg * 7 + ran) / 8));
                 st.head_since = st.in_flight.front().map(|_| received);
                 if let Some(next) = st.in_flight.front() {
-                    let _ = pool
-                        .shared
-                        .storage
-                        .store_job_status(&next.queued.task.id, JobStatus::Running);
+                    pool.sink.running(&next.queued.task.id);
                 }
                 sent
             };
@@ -503,10 +520,7 @@ fn dispatch(pool: &Pool) {
         st.next_seq += 1;
         if st.in_flight.is_empty() {
             st.head_since = Some(Instant::now());
-            let _ = pool
-                .shared
-                .storage
-                .store_job_status(&next.task.id, JobStatus::Running);
+            pool.sink.running(&next.task.id);
         }
         st.in_flight.push_back(Sent { seq, queued: next });
     }
@@ -523,7 +537,7 @@ fn watchdog(pool: &Pool) {
                 continue;
             };
             let own = pool
-                .shared
+                .program
                 .policy
                 .job_timeout
                 .map(|t| (since + t, FailureKind::Timeout));

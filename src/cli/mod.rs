@@ -53,6 +53,10 @@ pub fn exit_code(e: &Error) -> i32 {
         | Error::MaximumJobsSpawnReached(_)
         | Error::StorageFormat { .. }
         | Error::TooManyColumns { .. } => 2,
+        Error::Mpi(e) => match e {
+            crate::mpi::MpiError::Agent { .. } => 1,
+            _ => 2,
+        },
         _ => 1,
     }
 }

@@ -33,11 +33,13 @@ pub struct RunArgs {
     /// for `--output -`).
     #[arg(long, value_enum)]
     pub format: Option<export::Format>,
-    /// How jobs run: serial, thread or process (`loky` is an alias of process). The library's
-    /// builder defaults to serial.
+    /// How jobs run: serial, thread, process (`loky` is an alias), or mpi (`mpicomm`) under
+    /// `mpirun`/`srun`: rank 0 evaluates, the other ranks run jobs. The library's builder
+    /// defaults to serial.
     #[arg(long, default_value = "process")]
     pub method: Method,
-    /// Number of workers, threads or processes (default: the number of cores).
+    /// Number of workers, threads or processes (default: the number of cores). With mpi: per
+    /// agent rank (default: the rank's cores divided by the ranks on its node).
     #[arg(long)]
     pub workers: Option<usize>,
     /// Wall-clock limit of each job, like 500ms, 2s or 1m.
@@ -107,8 +109,9 @@ impl std::str::FromStr for Method {
             "serial" => Ok(Method::Serial),
             "thread" => Ok(Method::Thread),
             "process" | "loky" => Ok(Method::Process),
+            "mpi" | "mpicomm" => Ok(Method::Mpi),
             other => Err(format!(
-                "unknown method `{other}`; expected serial, thread or process"
+                "unknown method `{other}`; expected serial, thread, process or mpi"
             )),
         }
     }
@@ -149,6 +152,13 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 
 /// Runs `wasmeval run`; returns the exit code.
 pub fn run(args: RunArgs) -> i32 {
+    // Under MPI every rank runs this command: the agent ranks serve jobs inside `mpi::init`
+    // and exit there; rank 0 goes on, before it reads or opens anything, and ends MPI (and
+    // the agents) when this returns, after the evaluator.
+    let _mpi = match start_mpi(&args) {
+        Ok(root) => root,
+        Err(code) => return code,
+    };
     let total = if args.input.as_os_str() == "-" {
         None
     } else {
@@ -202,6 +212,28 @@ pub fn run(args: RunArgs) -> i32 {
     let stop = interrupt::install();
     evaluator.set_timeout(args.search_timeout);
     evaluate(&args, &mut evaluator, total, stop).unwrap_or_else(|e| crate::cli::report(e.into()))
+}
+
+/// Starts MPI for `--method mpi` (see [`crate::mpi::init`]).
+#[cfg(feature = "mpi")]
+fn start_mpi(args: &RunArgs) -> Result<Option<crate::mpi::Root>, i32> {
+    if args.method != Method::Mpi {
+        return Ok(None);
+    }
+    crate::mpi::init(args.workers).map(Some).map_err(|e| {
+        crate::cli::error(&e);
+        2
+    })
+}
+
+/// Refuses `--method mpi` in a build without MPI.
+#[cfg(not(feature = "mpi"))]
+fn start_mpi(args: &RunArgs) -> Result<Option<std::convert::Infallible>, i32> {
+    if args.method != Method::Mpi {
+        return Ok(None);
+    }
+    crate::cli::error(crate::mpi::MpiError::NotBuilt);
+    Err(2)
 }
 
 /// Why the output or storage file cannot be written where asked: inside a read-write grant,
@@ -373,7 +405,11 @@ fn resume_hint(args: &RunArgs, search: &str) -> String {
         return "; nothing was stored (--storage memory)".into();
     }
     let command = resume_command(std::env::args(), &args.storage, search);
-    format!("; to resume, run: {command}")
+    let launcher = match args.method {
+        Method::Mpi => " under your MPI launcher (mpirun -n N or srun -n N, N >= 2)",
+        _ => "",
+    };
+    format!("; to resume, run{launcher}: {command}")
 }
 
 /// The command line `argv` with `--storage STORAGE --search-id SEARCH --resume` in place of

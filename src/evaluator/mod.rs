@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::{Map, Value};
 
-use crate::backend::{Backend, Finished, Method, ProcessPool, Shared, Task, ThreadPool};
+use crate::backend::{Backend, Finished, Local, Method, ProcessPool, Shared, Task, ThreadPool};
 use crate::callback::Callback;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
@@ -154,6 +154,8 @@ impl Evaluator {
         let num_workers = match method {
             Method::Serial => 1,
             Method::Thread | Method::Process => num_workers.unwrap_or(cores).max(1),
+            // Known once the agents have started (`backend`).
+            Method::Mpi => 0,
         };
         let (done_tx, done) = crossbeam_channel::unbounded();
         let now = Instant::now();
@@ -212,11 +214,24 @@ impl Evaluator {
                 }
                 Method::Process => Box::new(ProcessPool::start(
                     self.num_workers,
-                    shared,
+                    shared.program(),
                     self.signals.clone(),
                     self.retries,
-                    done,
+                    Arc::new(Local { shared, done }),
                 )?),
+                #[cfg(feature = "mpi")]
+                Method::Mpi => {
+                    let pool = crate::mpi::MpiPool::start(
+                        shared,
+                        self.signals.clone(),
+                        self.retries,
+                        done,
+                    )?;
+                    self.num_workers = pool.workers();
+                    Box::new(pool)
+                }
+                #[cfg(not(feature = "mpi"))]
+                Method::Mpi => return Err(crate::mpi::MpiError::NotBuilt.into()),
             });
         }
         Ok(self.pool.as_deref().expect("started above"))

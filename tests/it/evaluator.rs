@@ -342,6 +342,20 @@ fn a_stopped_poll_sees_cancel() {
 }
 
 #[test]
+fn the_mpi_method_needs_a_build_with_mpi_and_mpi_started() {
+    let Err(err) = builder(ackley()).method(Method::Mpi).build() else {
+        panic!("the mpi method started without MPI")
+    };
+    let expected = if cfg!(feature = "mpi") {
+        "call wasmeval::mpi::init() first"
+    } else {
+        "built without MPI"
+    };
+    assert!(matches!(err, Error::Mpi(_)), "{err:?}");
+    assert!(err.to_string().contains(expected), "{err}");
+}
+
+#[test]
 fn maximum_jobs_to_json_and_counters() {
     for method in METHODS {
         let mut e = builder(ackley())
@@ -353,6 +367,7 @@ fn maximum_jobs_to_json_and_counters() {
             Method::Serial => json!({"type": "SerialEvaluator", "num_workers": 1}),
             Method::Thread => json!({"type": "ThreadPoolEvaluator", "num_workers": 3}),
             Method::Process => json!({"type": "ProcessPoolEvaluator", "num_workers": 3}),
+            Method::Mpi => unreachable!("not one of METHODS"),
         };
         assert_eq!(e.to_json(), expected);
         e.set_maximum_num_jobs_submitted(3);
