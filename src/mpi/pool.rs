@@ -26,7 +26,7 @@ const AHEAD: Duration = Duration::from_millis(20);
 const PER_WORKER: usize = 256;
 /// How long a closing evaluator waits for an agent that does not answer before it gives its
 /// jobs up as cancelled (an agent that lost its rank, say).
-const SILENT: Duration = Duration::from_secs(3);
+const SILENT: Duration = Duration::from_millis(500);
 
 /// What the evaluator asks of the MPI thread.
 enum Control {

@@ -120,5 +120,6 @@ fn launched_size() -> Option<(String, usize)> {
 fn library() -> String {
     let version = mpi::environment::library_version().unwrap_or_default();
     let line = version.trim_end_matches('\0').lines().next().unwrap_or("");
-    line.trim().trim_end_matches(',').to_string()
+    let name = line.split(',').next().unwrap_or(line);
+    name.split_whitespace().collect::<Vec<_>>().join(" ")
 }
