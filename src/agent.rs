@@ -240,6 +240,12 @@ fn session(link: &mut dyn Link, setup: Setup, workers: usize, stop: &AtomicBool)
             }
         }
         done.extend(refused);
+        // A job that started and ended since the last message is reported ended only.
+        if !done.is_empty() && !running.is_empty() {
+            let ended: std::collections::HashSet<&str> =
+                done.iter().map(|(id, _)| id.as_str()).collect();
+            running.retain(|id| !ended.contains(id.as_str()));
+        }
         if !running.is_empty() || !done.is_empty() {
             active = true;
             let now = Instant::now();
