@@ -315,6 +315,7 @@ fn a_killed_rank_ends_the_run_and_resume_finishes_it_without_rerunning_a_finishe
     let probe = common::guest("probe");
     let args = ["-i", "in.jsonl", "--storage", "s.sqlite", "-q"];
     let first = mpirun(dir.path(), 3, &probe, &args)
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -322,10 +323,16 @@ fn a_killed_rank_ends_the_run_and_resume_finishes_it_without_rerunning_a_finishe
     std::thread::sleep(Duration::from_millis(2000));
     kill(ranks[&2], "-KILL");
     let out = first.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Hydra writes its messages on stdout.
+    let stderr = String::from_utf8_lossy(&out.stderr) + String::from_utf8_lossy(&out.stdout);
     eprintln!("{stderr}");
     assert!(!out.status.success());
-    assert!(stderr.contains("to resume, run"), "{stderr}");
+    // The launcher names the lost rank's signal. Open MPI's mpirun sends the other ranks
+    // SIGTERM, so rank 0 prints how to resume; MPICH's Hydra sends SIGKILL.
+    assert!(stderr.contains("Killed"), "{stderr}");
+    if !launcher()[0].contains("mpich") {
+        assert!(stderr.contains("to resume, run"), "{stderr}");
+    }
     let jobs = |dir: &Path| -> HashMap<String, Value> {
         let out = Command::new(binary())
             .args(["results", "--storage", "s.sqlite", "--format", "jsonl"])
@@ -510,4 +517,23 @@ fn srun_on_a_one_node_slurm_runs_the_mpi_method() {
         rows.values()
             .all(|r| r.2 == "DONE" && !r.1.starts_with('F'))
     );
+}
+
+#[test]
+fn an_input_error_on_rank_0_ends_every_rank_with_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let ackley = common::guest("ackley");
+    let t = Instant::now();
+    let out = run(&mut mpirun(
+        dir.path(),
+        3,
+        &ackley,
+        &["-i", "missing.jsonl"],
+    ));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "rank 0 alone reports it: {stderr}");
+    assert!(errors[0].contains("missing.jsonl"), "{stderr}");
+    assert!(t.elapsed() < Duration::from_secs(20), "the agents ended");
 }
