@@ -78,6 +78,24 @@ fn write_jsonl(path: &Path, configs: &[Value]) {
     std::fs::write(path, text).unwrap();
 }
 
+/// A directory holding `configs` as `in.jsonl`.
+fn input_dir(configs: &[Value]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_jsonl(&dir.path().join("in.jsonl"), configs);
+    dir
+}
+
+/// A quiet run over `in.jsonl`, results kept in memory, then written to `out.csv`.
+const TO_CSV: [&str; 7] = [
+    "-i",
+    "in.jsonl",
+    "--storage",
+    "memory",
+    "-q",
+    "-o",
+    "out.csv",
+];
+
 /// The rows of a results.csv, by job id: (configuration columns, objective, status).
 fn rows(path: &Path) -> HashMap<String, (Vec<String>, String, String)> {
     let mut reader = csv::Reader::from_path(path).unwrap();
@@ -102,11 +120,10 @@ fn rows(path: &Path) -> HashMap<String, (Vec<String>, String, String)> {
 
 #[test]
 fn twenty_thousand_jobs_have_one_outcome_each_and_the_process_methods_results() {
-    let dir = tempfile::tempdir().unwrap();
     let configs: Vec<Value> = (0..20_000)
         .map(|i| json!({"x": [i as f64 * 0.001 - 10.0, (i % 7) as f64 * 0.5]}))
         .collect();
-    write_jsonl(&dir.path().join("in.jsonl"), &configs);
+    let dir = input_dir(&configs);
     let ackley = common::guest("ackley");
     let args = ["-i", "in.jsonl", "--storage", "memory", "-q"];
     let out = run(&mut mpirun(
@@ -133,7 +150,6 @@ fn twenty_thousand_jobs_have_one_outcome_each_and_the_process_methods_results() 
 
 #[test]
 fn hostile_guests_end_on_a_rank_as_they_do_locally() {
-    let dir = tempfile::tempdir().unwrap();
     let configs = [
         json!({"action": "spin"}),
         json!({"action": "alloc", "n": 256}),
@@ -143,7 +159,7 @@ fn hostile_guests_end_on_a_rank_as_they_do_locally() {
         json!({"action": "read_file", "path": "/etc/passwd"}),
         json!({"action": "env", "path": "OMPI_COMM_WORLD_RANK"}),
     ];
-    write_jsonl(&dir.path().join("in.jsonl"), &configs);
+    let dir = input_dir(&configs);
     let probe = common::guest("probe");
     let args = [
         "-i",
@@ -263,6 +279,17 @@ fn ranks_of(launcher: &Child, ranks: usize) -> HashMap<u32, u32> {
     }
 }
 
+/// Whether `pid` has ended (gone, or a zombie its new parent has not reaped yet).
+fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
 fn kill(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .args([signal, &pid.to_string()])
@@ -271,21 +298,11 @@ fn kill(pid: u32, signal: &str) {
 
 #[test]
 fn a_killed_worker_costs_its_job_only_and_is_replaced() {
-    let dir = tempfile::tempdir().unwrap();
     let mut configs = vec![json!({"action": "sleep", "n": 4000}); 2];
     configs.extend((0..10).map(|i| json!({"action": "echo", "x": i})));
-    write_jsonl(&dir.path().join("in.jsonl"), &configs);
+    let dir = input_dir(&configs);
     let probe = common::guest("probe");
-    let args = [
-        "-i",
-        "in.jsonl",
-        "--storage",
-        "memory",
-        "-q",
-        "-o",
-        "out.csv",
-    ];
-    let mut c = mpirun(dir.path(), 3, &probe, &args);
+    let mut c = mpirun(dir.path(), 3, &probe, &TO_CSV);
     let mut launched = c.stderr(Stdio::inherit()).spawn().unwrap();
     let ranks = ranks_of(&launched, 3);
     std::thread::sleep(Duration::from_millis(1500));
@@ -307,11 +324,10 @@ fn a_killed_worker_costs_its_job_only_and_is_replaced() {
 
 #[test]
 fn a_killed_rank_ends_the_run_and_resume_finishes_it_without_rerunning_a_finished_job() {
-    let dir = tempfile::tempdir().unwrap();
     let configs: Vec<Value> = (0..300)
         .map(|i| json!({"action": "sleep", "n": 40, "x": i}))
         .collect();
-    write_jsonl(&dir.path().join("in.jsonl"), &configs);
+    let dir = input_dir(&configs);
     let probe = common::guest("probe");
     let args = ["-i", "in.jsonl", "--storage", "s.sqlite", "-q"];
     let first = mpirun(dir.path(), 3, &probe, &args)
@@ -387,9 +403,8 @@ fn a_killed_rank_ends_the_run_and_resume_finishes_it_without_rerunning_a_finishe
 
 #[test]
 fn sigterm_to_every_rank_stops_the_run_with_rank_0s_code_and_the_resume_command() {
-    let dir = tempfile::tempdir().unwrap();
     let configs = vec![json!({"action": "sleep", "n": 100}); 200];
-    write_jsonl(&dir.path().join("in.jsonl"), &configs);
+    let dir = input_dir(&configs);
     let probe = common::guest("probe");
     let args = ["-i", "in.jsonl", "--storage", "s.sqlite", "-q"];
     let launched = mpirun(dir.path(), 3, &probe, &args)
@@ -413,31 +428,20 @@ fn sigterm_to_every_rank_stops_the_run_with_rank_0s_code_and_the_resume_command(
         "{stderr}"
     );
     assert!(stderr.contains("--resume"), "{stderr}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !ranks.values().all(|&pid| exited(pid)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for pid in ranks.values() {
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists(),
-            "rank {pid} exited"
-        );
+        assert!(exited(*pid), "rank {pid} exited");
     }
 }
 
 #[test]
 fn the_search_timeout_stops_jobs_on_the_ranks() {
-    let dir = tempfile::tempdir().unwrap();
-    let configs = vec![json!({"action": "spin"}); 6];
-    write_jsonl(&dir.path().join("in.jsonl"), &configs);
+    let dir = input_dir(&vec![json!({"action": "spin"}); 6]);
     let probe = common::guest("probe");
-    let args = [
-        "-i",
-        "in.jsonl",
-        "--storage",
-        "memory",
-        "-q",
-        "-o",
-        "out.csv",
-        "--search-timeout",
-        "1s",
-    ];
+    let args = [&TO_CSV[..], &["--search-timeout", "1s"]].concat();
     let t = Instant::now();
     let out = run(&mut mpirun(dir.path(), 3, &probe, &args));
     assert!(out.status.success());
@@ -464,30 +468,24 @@ fn assert_refused(out: &Output, says: &str) {
 
 #[test]
 fn a_launch_without_launcher_or_by_another_mpi_is_refused_before_anything_is_opened() {
-    let dir = tempfile::tempdir().unwrap();
-    write_jsonl(&dir.path().join("in.jsonl"), &[json!({"x": [1.0]})]);
+    let dir = input_dir(&[json!({"x": [1.0]})]);
     let ackley = common::guest("ackley");
-    let args = ["run", "--method", "mpi", "-i", "in.jsonl", "-o", "out.csv"];
-    let out = Command::new(binary())
-        .arg("run")
-        .arg(&ackley)
-        .args(&args[1..])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_refused(&out, "without an MPI launcher");
+    let launch = |words: &[&str]| {
+        Command::new(words[0])
+            .args(&words[1..])
+            .arg(binary())
+            .arg("run")
+            .arg(&ackley)
+            .args(["--method", "mpi", "-i", "in.jsonl", "-o", "out.csv"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    // No launcher: the binary itself ("env" starts it).
+    assert_refused(&launch(&["env"]), "without an MPI launcher");
     let other = std::env::var("WASMEVAL_OTHER_MPIRUN").unwrap_or_else(|_| "mpirun.mpich".into());
-    let words: Vec<&str> = other.split_whitespace().collect();
-    let out = Command::new(words[0])
-        .args(&words[1..])
-        .args(["-n", "2"])
-        .arg(binary())
-        .arg("run")
-        .arg(&ackley)
-        .args(&args[1..])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let words: Vec<&str> = other.split_whitespace().chain(["-n", "2"]).collect();
+    let out = launch(&words);
     assert_refused(&out, "so every rank runs alone");
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), 1, "no storage or output was made: {left:?}");
@@ -498,17 +496,16 @@ fn srun_on_a_one_node_slurm_runs_the_mpi_method() {
     let Some(slurm) = slurm::Slurm::start() else {
         panic!("Slurm could not start (see above)");
     };
-    let dir = tempfile::tempdir().unwrap();
     let configs: Vec<Value> = (0..2000).map(|i| json!({"x": [i as f64 * 0.01]})).collect();
-    write_jsonl(&dir.path().join("in.jsonl"), &configs);
+    let dir = input_dir(&configs);
     let ackley = common::guest("ackley");
     let out = run(slurm
         .srun(3)
         .arg(binary())
         .arg("run")
         .arg(&ackley)
-        .args(["--method", "mpi", "--progress", "never", "-q"])
-        .args(["-i", "in.jsonl", "--storage", "memory", "-o", "out.csv"])
+        .args(["--method", "mpi", "--progress", "never"])
+        .args(TO_CSV)
         .current_dir(dir.path()));
     assert!(out.status.success());
     let rows = rows(&dir.path().join("out.csv"));
