@@ -136,7 +136,59 @@ pub enum Error {
     Io(#[from] std::io::Error),
     /// The mpi method cannot run as asked (see [`crate::mpi`]).
     #[error(transparent)]
-    Mpi(#[from] crate::mpi::MpiError),
+    Mpi(#[from] MpiError),
+}
+
+/// Why the mpi method cannot be used as asked (see [`crate::mpi`]).
+#[derive(Debug, thiserror::Error)]
+pub enum MpiError {
+    /// This build has no MPI.
+    #[error(
+        "--method mpi: this wasmeval was built without MPI; build it with `--features mpi` \
+         (see the README)"
+    )]
+    NotBuilt,
+    /// [`init`] was not called, or this is not rank 0.
+    #[error("the mpi method needs MPI started on rank 0: call wasmeval::mpi::init() first in main")]
+    NotInitialized,
+    /// Started without a launcher: this process is the only rank.
+    #[error(
+        "--method mpi was started without an MPI launcher (this is the only rank): start it as \
+         `mpirun -n N wasmeval run ...` or `srun -n N wasmeval run ...` with N >= 2 (rank 0 \
+         evaluates, the other ranks run the jobs)"
+    )]
+    NoLauncher,
+    /// Started by a launcher of another MPI: every rank runs alone.
+    #[error(
+        "--method mpi was started by {launcher} (a job of {size} ranks), but this wasmeval is \
+         linked to {library}, so every rank runs alone: launch it with the mpirun of the MPI it \
+         was built against, or rebuild it against this one (MPICC=...)"
+    )]
+    Mismatch {
+        /// The launcher the environment names.
+        launcher: String,
+        /// The number of ranks it started.
+        size: usize,
+        /// The MPI library this binary is linked to.
+        library: String,
+    },
+    /// MPI cannot give the threading this program needs.
+    #[error("MPI gives threading level {0}, and wasmeval needs at least serialized")]
+    Threading(String),
+    /// Another evaluator of this process runs its jobs on the agents.
+    #[error(
+        "another evaluator of the mpi method is running in this process: the agents serve one \
+         at a time; close it first"
+    )]
+    Busy,
+    /// An agent rank could not start its pool.
+    #[error("MPI rank {rank}: {message}")]
+    Agent {
+        /// The rank.
+        rank: i32,
+        /// What it reported.
+        message: String,
+    },
 }
 
 impl Error {

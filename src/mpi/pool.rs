@@ -67,14 +67,20 @@ impl MpiPool {
         };
         let (tx, rx) = crossbeam_channel::unbounded();
         let (ready_tx, ready) = crossbeam_channel::bounded(1);
-        POOLS.fetch_add(1, Ordering::SeqCst);
+        if POOLS
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Err(MpiError::Busy.into());
+        }
         let thread = std::thread::Builder::new()
             .name("wasmeval-mpi".into())
             .spawn(move || {
                 let world = root_world().expect("checked by start");
                 talk(&world, shared, setup, rx, done, ready_tx);
                 POOLS.fetch_sub(1, Ordering::SeqCst);
-            })?;
+            })
+            .inspect_err(|_| POOLS.store(0, Ordering::SeqCst))?;
         let mut pool = MpiPool {
             tx: Some(tx),
             thread: Some(thread),

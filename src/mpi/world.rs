@@ -13,7 +13,7 @@ use crate::agent::ToAgent;
 
 /// The MPI universe of this process, while MPI runs (only rank 0 keeps one past [`init`]).
 static UNIVERSE: Mutex<Option<Universe>> = Mutex::new(None);
-/// Evaluators of this process running their jobs on the agents.
+/// Evaluators of this process running their jobs on the agents: at most one at a time.
 pub(super) static POOLS: AtomicUsize = AtomicUsize::new(0);
 
 /// MPI started on rank 0: evaluators with [`crate::Method::Mpi`] run their jobs on the other

@@ -534,3 +534,75 @@ fn an_input_error_on_rank_0_ends_every_rank_with_its_code() {
     assert!(errors[0].contains("missing.jsonl"), "{stderr}");
     assert!(t.elapsed() < Duration::from_secs(20), "the agents ended");
 }
+
+/// Set in the ranks of the library-form test: the test binary itself runs under the launcher.
+const LIBRARY_RANK: &str = "WASMEVAL_TEST_MPI_LIBRARY_MODULE";
+
+#[test]
+fn the_library_form_evaluates_on_rank_0_and_serves_jobs_on_the_other_ranks() {
+    if let Some(module) = std::env::var_os(LIBRARY_RANK) {
+        return library_rank(Path::new(&module));
+    }
+    let words = launcher();
+    let out = run(Command::new(&words[0])
+        .args(&words[1..])
+        .args(["-n", "3"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "the_library_form_evaluates_on_rank_0_and_serves_jobs_on_the_other_ranks",
+        ])
+        .args(["--nocapture", "--test-threads", "1"])
+        .env(LIBRARY_RANK, common::guest("probe")));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("library: 40 jobs on 2 workers, the spin cancelled"),
+        "{stdout}"
+    );
+}
+
+/// One rank of the library-form test: `mpi::init` serves on ranks 1 and 2 (and exits there);
+/// rank 0 runs an evaluator with the mpi method, cancels a job, closes, ends MPI.
+fn library_rank(module: &Path) {
+    use wasmeval::{Evaluator, FailureKind, Gather, Method, Objective};
+    // The agents' workers: the real binary (this one is a test harness).
+    wasmeval::worker::set_binary(binary());
+    let root = wasmeval::mpi::init(Some(1)).expect("started by the launcher");
+    assert_eq!(root.size(), 3);
+    let mut e = Evaluator::builder(module)
+        .method(Method::Mpi)
+        .build()
+        .unwrap();
+    assert_eq!(e.num_workers(), 2);
+    assert_eq!(e.to_json()["type"], "MPICommEvaluator");
+    let Err(busy) = Evaluator::builder(module).method(Method::Mpi).build() else {
+        panic!("a second evaluator of the mpi method started beside the first");
+    };
+    assert!(busy.to_string().contains("one at a time"), "{busy}");
+    let spin = e.submit([json!({"action": "spin"})]).unwrap().remove(0);
+    e.submit((0..40).map(|i| json!({"action": "echo", "x": i})))
+        .unwrap();
+    let done = e.gather(Gather::Batch(40)).unwrap().local;
+    assert!(done.len() >= 40);
+    assert!(e.cancel(&spin));
+    let rest = e.close();
+    let spun = done.iter().chain(&rest).find(|j| j.id == spin).unwrap();
+    assert_eq!(spun.failure.as_ref().unwrap().kind, FailureKind::Cancelled);
+    let mut xs: Vec<f64> = done
+        .iter()
+        .chain(&rest)
+        .filter_map(|j| match &j.objective {
+            Some(Objective::Value(v)) => Some(*v),
+            _ => None,
+        })
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    assert_eq!(xs, (0..40).map(f64::from).collect::<Vec<_>>());
+    println!(
+        "library: 40 jobs on {} workers, the spin cancelled",
+        e.num_workers()
+    );
+    drop(e);
+    drop(root);
+}
