@@ -200,11 +200,9 @@ fn talk(
     }
     agents.sort_by_key(|a| a.rank);
     let _ = ready.send(Ok(agents.iter().map(|a| a.workers).sum()));
-    let index: HashMap<Rank, usize> = agents
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.rank, i))
-        .collect();
+    // Every rank from 1 answered: the agent of rank r is `agents[r - 1]`.
+    let count = agents.len();
+    let index = |rank: Rank| usize::try_from(rank - 1).ok().filter(|&i| i < count);
     let mut pending: VecDeque<Task> = VecDeque::new();
     let mut held: HashMap<String, (JobId, usize)> = HashMap::new();
     let mut closing: Option<Instant> = None;
@@ -279,7 +277,7 @@ fn talk(
         while let Some((rank, news)) = link::try_recv(world) {
             active = true;
             let received = Instant::now();
-            let Some(&i) = index.get(&rank) else { continue };
+            let Some(i) = index(rank) else { continue };
             agents[i].heard = received;
             let Some(FromAgent::News { running, done }) = news else {
                 continue;
@@ -315,13 +313,7 @@ fn talk(
                 if agent.held == 0 || agent.heard.elapsed() < SILENT {
                     continue;
                 }
-                let lost: Vec<String> = held
-                    .iter()
-                    .filter(|(_, (_, at))| *at == i)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for id in lost {
-                    let (job, _) = held.remove(&id).expect("listed");
+                for (_, (job, _)) in held.extract_if(|_, (_, at)| *at == i) {
                     let message = format!(
                         "MPI rank {} did not answer for {SILENT:?} while the evaluator closed",
                         agent.rank
