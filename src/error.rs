@@ -137,6 +137,76 @@ pub enum Error {
     /// The mpi method cannot run as asked (see [`crate::mpi`]).
     #[error(transparent)]
     Mpi(#[from] MpiError),
+    /// A Redis storage, its server or the redis method failed (see [`crate::redis`]).
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+}
+
+/// Why a Redis server cannot be used as asked (see [`crate::redis`]). Every message names
+/// the server with its password redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// The URL cannot be read.
+    #[error("{url}: {reason}")]
+    Url {
+        /// The URL, password redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A file given for the connection cannot be read.
+    #[error("{flag} {path}: {source}")]
+    File {
+        /// The option that named it.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What reading it said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A server off this machine with no password, and no `--insecure`.
+    #[error(
+        "{server} is not on this machine and no password is given: anyone who can reach it          could make workers run a module; give one (redis://:PASSWORD@host,          $WASMEVAL_REDIS_PASSWORD or --password-file) or pass --insecure"
+    )]
+    Insecure {
+        /// The server, password redacted.
+        server: String,
+    },
+    /// The server refused the credentials.
+    #[error("{server}: the server refused the password or user: {source}")]
+    Auth {
+        /// The server, password redacted.
+        server: String,
+        /// What the client said.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// The server cannot be reached, or a command failed.
+    #[error("{server}: {source}")]
+    Server {
+        /// The server, password redacted.
+        server: String,
+        /// What the client said.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// The key space under the prefix is not one this version can use.
+    #[error("{server}: the keys under prefix `{prefix}`: {reason}")]
+    KeySpace {
+        /// The server, password redacted.
+        server: String,
+        /// The key prefix.
+        prefix: String,
+        /// What they hold instead.
+        reason: String,
+    },
+    /// `--method redis` without a Redis storage.
+    #[error(
+        "--method redis needs a Redis storage (--storage redis://host:port); the workers take \
+         jobs from it and store their outcomes there"
+    )]
+    NeedsRedisStorage,
 }
 
 /// Why the mpi method cannot be used as asked (see [`crate::mpi`]).

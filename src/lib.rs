@@ -42,7 +42,6 @@
 
 #![warn(missing_docs)]
 
-#[cfg(feature = "mpi")]
 mod agent;
 pub mod backend;
 mod batch;
@@ -62,6 +61,7 @@ pub mod monotonic;
 pub mod mpi;
 mod origin;
 pub mod output;
+pub mod redis;
 mod resume;
 mod safe_write;
 pub mod sandbox;

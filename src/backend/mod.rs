@@ -36,14 +36,21 @@ pub trait Backend: Send {
 /// What every worker shares.
 #[derive(Clone)]
 pub struct Shared {
-    /// The search's time axis, the zero of the jobs' timestamps.
-    pub origin: crate::origin::Origin,
+    /// Where and how outcomes are stored.
+    pub recorder: Recorder,
     /// The run function.
     pub module: Arc<LoadedModule>,
     /// The sandbox policy.
     pub policy: Arc<Policy>,
     /// The run-function kwargs, as JSON.
     pub kwargs: Arc<str>,
+}
+
+/// What turns a finished run into a stored outcome: the search, its time axis and storage.
+#[derive(Clone)]
+pub struct Recorder {
+    /// The search's time axis, the zero of the jobs' timestamps.
+    pub origin: crate::origin::Origin,
     /// Where the RUNNING status and the outcomes are written.
     pub storage: Arc<dyn Storage>,
     /// The search the jobs belong to.
@@ -65,12 +72,13 @@ impl Sink for Local {
     fn running(&self, id: &JobId) {
         let _ = self
             .shared
+            .recorder
             .storage
             .store_job_status(id, crate::job::JobStatus::Running);
     }
 
     fn finish(&self, id: JobId, output: RunOutput) {
-        let _ = self.done.send(self.shared.complete(id, output));
+        let _ = self.done.send(self.shared.recorder.complete(id, output));
     }
 }
 
@@ -85,6 +93,26 @@ impl Shared {
             policy: self.policy.clone(),
             kwargs: self.kwargs.clone(),
         }
+    }
+}
+
+impl Recorder {
+    /// The recorder of `search_id` in `storage`: its origin, and the number of objectives
+    /// its results have if one is stored.
+    pub fn of_search(storage: Arc<dyn Storage>, search_id: &str) -> crate::error::Result<Recorder> {
+        let objectives = OnceLock::new();
+        if let Some(n) = storage
+            .load_search_value(search_id, OBJECTIVES)?
+            .and_then(|v| v.as_u64())
+        {
+            let _ = objectives.set(n as usize);
+        }
+        Ok(Recorder {
+            origin: crate::origin::Origin::of_search(&*storage, search_id)?,
+            storage,
+            search_id: search_id.into(),
+            objectives: Arc::new(objectives),
+        })
     }
 
     /// Stores a job's outcome as soon as it ends (so it is committed within the storage's

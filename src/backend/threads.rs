@@ -53,6 +53,7 @@ fn work(tasks: &Receiver<Task>, done: &Sender<Finished>, shared: &Shared) {
     for task in tasks {
         // A storage that fails here only loses the RUNNING mark; the outcome is stored at gather.
         let _ = shared
+            .recorder
             .storage
             .store_job_status(&task.id, JobStatus::Running);
         let output = shared.module.run(
@@ -65,7 +66,10 @@ fn work(tasks: &Receiver<Task>, done: &Sender<Finished>, shared: &Shared) {
                 observer: None,
             },
         );
-        if done.send(shared.complete(task.id, output)).is_err() {
+        if done
+            .send(shared.recorder.complete(task.id, output))
+            .is_err()
+        {
             return;
         }
     }

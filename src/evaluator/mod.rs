@@ -159,22 +159,11 @@ impl Evaluator {
         };
         let (done_tx, done) = crossbeam_channel::unbounded();
         let now = Instant::now();
-        let objectives = std::sync::OnceLock::new();
-        if let Some(n) = storage
-            .load_search_value(&search_id, crate::backend::OBJECTIVES)?
-            .and_then(|v| v.as_u64())
-        {
-            let _ = objectives.set(n as usize);
-        }
-        let origin = crate::origin::Origin::of_search(&*storage, &search_id)?;
         let shared = Shared {
-            origin,
+            recorder: crate::backend::Recorder::of_search(storage.clone(), &search_id)?,
             module: module.clone(),
             policy: Arc::new(policy),
             kwargs: Value::Object(run_function_kwargs).to_string().into(),
-            storage: storage.clone(),
-            search_id: search_id.as_str().into(),
-            objectives: Arc::new(objectives),
         };
         let mut evaluator = Evaluator {
             method,
@@ -240,7 +229,7 @@ impl Evaluator {
     /// The search's time axis: the zero of the `timestamp_*` metadata is the search's
     /// creation (see [`crate::Origin`]).
     pub fn origin(&self) -> crate::origin::Origin {
-        self.shared.origin
+        self.shared.recorder.origin
     }
 
     /// The pids of the worker processes (process method; empty otherwise).
@@ -356,7 +345,7 @@ impl Evaluator {
     fn launch(&mut self, id: JobId, config: Map<String, Value>, input: Option<u64>) -> Result<()> {
         let hash = input.map(|_| crate::resume::config_hash(&config));
         let mut job = Job::new(id.clone(), config);
-        let ts = self.shared.origin.now();
+        let ts = self.shared.recorder.origin.now();
         job.metadata.insert("timestamp_submit".into(), ts.into());
         self.storage
             .store_job_metadata(&id, "timestamp_submit", ts.into())?;
@@ -453,7 +442,7 @@ impl Evaluator {
             .expect("a backend reports only jobs this evaluator submitted");
         // The outcome was stored when the job finished; gathering adds its timestamp.
         job.merge_outcome(finished.outcome);
-        let ts = self.shared.origin.now();
+        let ts = self.shared.recorder.origin.now();
         job.metadata.insert("timestamp_gather".into(), ts.into());
         self.storage
             .store_job_metadata(&job.id, "timestamp_gather", ts.into())?;

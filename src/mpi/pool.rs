@@ -210,7 +210,7 @@ fn talk(
     // A request that came while the thread waited.
     let mut next: Option<Control> = None;
     let complete = |id: JobId, output: RunOutput| {
-        let _ = done.send(shared.complete(id, output));
+        let _ = done.send(shared.recorder.complete(id, output));
     };
     loop {
         let mut active = false;
@@ -284,7 +284,10 @@ fn talk(
             };
             for id in running {
                 if let Some((job, _)) = held.get(&id) {
-                    let _ = shared.storage.store_job_status(job, JobStatus::Running);
+                    let _ = shared
+                        .recorder
+                        .storage
+                        .store_job_status(job, JobStatus::Running);
                 }
             }
             for (id, output) in done {

@@ -9,12 +9,20 @@ use crate::job::{Job, JobId, JobStatus};
 use crate::output::Objective;
 use crate::storage::Storage;
 
+/// Which jobs of a search finished, in order and as a set.
+#[derive(Default)]
+struct Done {
+    finished: Vec<u64>,
+    done: std::collections::HashSet<u64>,
+}
+
 #[derive(Default)]
 struct Search {
     values: Map<String, Value>,
     jobs: Vec<Job>,
-    finished: Vec<u64>,
+    done: Done,
     attempts: std::collections::HashMap<u64, Vec<Job>>,
+    deleted: bool,
 }
 
 /// Searches and jobs in memory. Share one between evaluators with an `Arc`.
@@ -35,22 +43,28 @@ impl MemoryStorage {
             .parse::<usize>()
             .ok()
             .and_then(|i| searches.get_mut(i))
+            .filter(|s| !s.deleted)
             .ok_or_else(|| Error::UnknownSearch(search_id.to_string()))?;
         Ok(f(search))
     }
 
-    fn with_job<R>(
-        &self,
-        job_id: &JobId,
-        f: impl FnOnce(&mut Job, &mut Vec<u64>) -> R,
-    ) -> Result<R> {
+    fn with_job<R>(&self, job_id: &JobId, f: impl FnOnce(&mut Job, &mut Done) -> R) -> Result<R> {
         self.with_search(job_id.search(), |s| {
             let n = job_id.number();
             match s.jobs.get_mut(n as usize) {
-                Some(job) if job.id == *job_id => Ok(f(job, &mut s.finished)),
+                Some(job) if job.id == *job_id => Ok(f(job, &mut s.done)),
                 _ => Err(Error::UnknownJob(job_id.to_string())),
             }
         })?
+    }
+
+    /// Writes a job that has no outcome yet (a finished job's status and outcome stay).
+    fn with_open_job(&self, job_id: &JobId, f: impl FnOnce(&mut Job)) -> Result<()> {
+        self.with_job(job_id, |j, s| {
+            if !s.done.contains(&job_id.number()) {
+                f(j)
+            }
+        })
     }
 }
 
@@ -87,7 +101,8 @@ impl Storage for MemoryStorage {
     }
 
     fn restart_job(&self, job_id: &JobId) -> Result<()> {
-        let earlier = self.with_job(job_id, |j, _| {
+        let earlier = self.with_job(job_id, |j, d| {
+            d.done.remove(&job_id.number());
             let fresh = Job::new(j.id.clone(), j.config.clone());
             let mut earlier = std::mem::replace(j, fresh);
             earlier.config = Map::new();
@@ -129,9 +144,7 @@ impl Storage for MemoryStorage {
     }
 
     fn store_job_out(&self, job_id: &JobId, objective: Value) -> Result<()> {
-        self.with_job(job_id, |j, _| {
-            j.objective = Objective::from_json(&objective)
-        })
+        self.with_open_job(job_id, |j| j.objective = Objective::from_json(&objective))
     }
 
     fn store_job_metadata(&self, job_id: &JobId, key: &str, value: Value) -> Result<()> {
@@ -141,29 +154,31 @@ impl Storage for MemoryStorage {
     }
 
     fn store_job_status(&self, job_id: &JobId, status: JobStatus) -> Result<()> {
-        self.with_job(job_id, |j, _| j.status = status)
+        self.with_open_job(job_id, |j| j.status = status)
     }
 
     fn store_job_intermediate(&self, job_id: &JobId, series: &[(f64, f64)]) -> Result<()> {
-        self.with_job(job_id, |j, _| j.intermediate = series.to_vec())
+        self.with_open_job(job_id, |j| j.intermediate = series.to_vec())
     }
 
     fn store_job_log(&self, job_id: &JobId, log: &str) -> Result<()> {
-        self.with_job(job_id, |j, _| j.log = log.to_string())
+        self.with_open_job(job_id, |j| j.log = log.to_string())
     }
 
     fn store_job_done(&self, job: &Job) -> Result<()> {
-        self.with_job(&job.id, |j, finished| {
-            let first = j.objective.is_none();
-            j.merge_outcome(job.clone());
-            if first {
-                finished.push(job.id.number());
+        self.with_job(&job.id, |j, s| {
+            // The first stored outcome wins.
+            if s.done.insert(job.id.number()) {
+                j.merge_outcome(job.clone());
+                s.finished.push(job.id.number());
             }
         })
     }
 
     fn load_all_search_ids(&self) -> Result<Vec<String>> {
-        Ok((0..self.searches.lock().unwrap().len())
+        let searches = self.searches.lock().unwrap();
+        Ok((0..searches.len())
+            .filter(|&i| !searches[i].deleted)
             .map(|i| i.to_string())
             .collect())
     }
@@ -208,12 +223,22 @@ impl Storage for MemoryStorage {
 
     fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)> {
         self.with_search(search_id, |s| {
-            let from = (cursor as usize).min(s.finished.len());
-            let ids = s.finished[from..]
+            let finished = &s.done.finished;
+            let from = (cursor as usize).min(finished.len());
+            let ids = finished[from..]
                 .iter()
                 .map(|n| JobId::new(search_id, *n))
                 .collect();
-            (ids, s.finished.len() as u64)
+            (ids, finished.len() as u64)
+        })
+    }
+
+    fn delete_search(&self, search_id: &str) -> Result<()> {
+        self.with_search(search_id, |s| {
+            *s = Search {
+                deleted: true,
+                ..Search::default()
+            }
         })
     }
 }

@@ -1,11 +1,16 @@
 //! Storage of searches and jobs, shared by evaluators: DeepHyper's operations plus a
 //! completion cursor, so that an evaluator gathers the jobs others finished in O(new jobs).
 
+mod buffer;
 mod memory;
+mod owner;
+pub mod redis;
 mod sqlite;
 
+pub use buffer::COMMIT_WINDOW;
 pub use memory::MemoryStorage;
-pub use sqlite::{COMMIT_WINDOW, SCHEMA_VERSION, SqliteStorage};
+pub use redis::{RedisOptions, RedisStorage};
+pub use sqlite::{SCHEMA_VERSION, SqliteStorage};
 
 use serde_json::{Map, Value};
 
@@ -100,11 +105,42 @@ pub trait Storage: Send + Sync {
     /// The jobs finished (stored with `store_job_done`) since position `cursor` of the
     /// search's completion list, and the new cursor. Objective 0 is included.
     fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)>;
+    /// Removes a search: its jobs, attempts and values. Its id is not given out again.
+    fn delete_search(&self, search_id: &str) -> Result<()>;
+    /// This storage as a Redis storage, if it is one (the redis method needs one).
+    fn as_redis(&self) -> Option<&RedisStorage> {
+        None
+    }
 }
 
-/// Opens the storage named by `url`: `memory`, `sqlite:PATH`, or a path (a SQLite file).
+/// A stored job's typed failure, read back from its `failure`, `failure_message` and
+/// `trap_code` metadata.
+pub(crate) fn failure_of(metadata: &Map<String, Value>) -> Option<crate::job::Failure> {
+    let kind: crate::job::FailureKind =
+        serde_json::from_value(metadata.get("failure")?.clone()).ok()?;
+    let message = metadata
+        .get("failure_message")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let mut f = crate::job::Failure::new(kind, message);
+    f.trap_code = metadata
+        .get("trap_code")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Some(f)
+}
+
+/// Opens the storage named by `url`: `memory`, `sqlite:PATH`, a path (a SQLite file), or
+/// `redis://…`/`rediss://…` (see [`crate::redis`]; its password may come from
+/// `$WASMEVAL_REDIS_PASSWORD`).
 pub fn open(url: &str) -> Result<Arc<dyn Storage>> {
+    open_with(url, &redis::RedisOptions::default())
+}
+
+/// [`open`], with the options of a Redis server (a password file, a TLS CA, `insecure`).
+pub fn open_with(url: &str, options: &redis::RedisOptions) -> Result<Arc<dyn Storage>> {
     match url {
+        url if redis::is_redis_url(url) => Ok(Arc::new(redis::RedisStorage::open(url, options)?)),
         "memory" => Ok(Arc::new(MemoryStorage::new())),
         "" => Err(Error::Option(
             "an empty storage URL; use `memory` or a SQLite file path".into(),

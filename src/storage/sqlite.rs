@@ -7,7 +7,8 @@
 //!
 //! Schema (version 1, in `PRAGMA user_version`):
 //! - `searches(id, job_counter)`: search ids are `"0"`, `"1"`, …; `job_counter` hands out job
-//!   numbers in blocks, so two evaluators never get the same id (numbers may have gaps).
+//!   numbers in blocks, so two evaluators never get the same id (numbers may have gaps); -1
+//!   marks a deleted search (its id is not given out again).
 //! - `search_values(search_id, key, value)`: values attached to a search (JSON).
 //! - `jobs(search_id, n, status, config, objective, metadata, intermediate, log, owner,
 //!   heartbeat)`: one row per job; `config`, `objective` (NULL until finished), `metadata`
@@ -19,27 +20,21 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::job::{Failure, FailureKind, Job, JobId, JobStatus};
+use crate::job::{Job, JobId, JobStatus};
 use crate::output::Objective;
 use crate::storage::Storage;
+use crate::storage::buffer::{Buffer, Commit, Delta, Pending};
+use crate::storage::owner::{self, host_name, owner_process};
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: i64 = 2;
-
-/// The longest a write waits before it is committed.
-pub const COMMIT_WINDOW: Duration = Duration::from_millis(10);
-
-/// How often the owner of running jobs renews their heartbeat.
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
 const SCHEMA: &str = "
 CREATE TABLE searches (id INTEGER PRIMARY KEY, job_counter INTEGER NOT NULL);
@@ -73,41 +68,16 @@ ON CONFLICT (search_id, n) DO UPDATE SET
     owner = coalesce(?9, owner),
     heartbeat = coalesce(?10, heartbeat)";
 
-/// The buffered writes of one job.
-#[derive(Default)]
-struct Delta {
-    status: Option<i64>,
-    config: Option<String>,
-    objective: Option<Option<String>>,
-    metadata: Map<String, Value>,
-    intermediate: Option<String>,
-    log: Option<String>,
-    /// Claim the job for this storage instance (owner and heartbeat).
-    owned: bool,
-    finished: bool,
-}
-
-#[derive(Default)]
-struct Pending {
-    jobs: HashMap<(i64, i64), Delta>,
-    values: Vec<(i64, String, String)>,
-    since: Option<Instant>,
-}
-
+/// The file and this instance's owner id: what commits a batch of writes.
 struct Inner {
     path: PathBuf,
     owner: String,
     conn: Mutex<Connection>,
-    pending: Mutex<Pending>,
-    wake: Condvar,
-    stop: AtomicBool,
-    failed: Mutex<Option<Error>>,
 }
 
 /// Searches and jobs in one SQLite file.
 pub struct SqliteStorage {
-    inner: Arc<Inner>,
-    flusher: Option<JoinHandle<()>>,
+    buffer: Buffer<Inner>,
 }
 
 fn now_secs() -> f64 {
@@ -152,86 +122,70 @@ impl SqliteStorage {
                 reason,
             });
         }
-        let owner = format!(
-            "{}/{}-{}-{:x}",
-            host_name(),
-            std::process::id(),
-            now_secs() as u64,
-            rand_u64()
-        );
-        let inner = Arc::new(Inner {
+        let owner = owner::new_id();
+        let inner = Inner {
             path,
             owner,
             conn: Mutex::new(conn),
-            pending: Mutex::new(Pending::default()),
-            wake: Condvar::new(),
-            stop: AtomicBool::new(false),
-            failed: Mutex::new(None),
-        });
-        let i = inner.clone();
-        let flusher = std::thread::Builder::new()
-            .name("wasmeval-sqlite".into())
-            .spawn(move || flush_loop(&i))?;
+        };
         Ok(SqliteStorage {
-            inner,
-            flusher: Some(flusher),
+            buffer: Buffer::start(inner, "wasmeval-sqlite")?,
         })
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        &self.inner().path
     }
 
     /// This storage instance's owner id, written on the jobs it runs.
     pub fn owner(&self) -> &str {
-        &self.inner.owner
+        &self.inner().owner
     }
 
     /// Commits every buffered write now.
     pub fn flush(&self) -> Result<()> {
-        self.inner.flush()
+        self.buffer.flush()
+    }
+
+    fn inner(&self) -> &Inner {
+        self.buffer.commit()
     }
 
     /// Jobs of `search_id` left READY or RUNNING by an owner whose heartbeat is older than
     /// `lease`: their evaluator died, and they can be run again.
     pub fn load_abandoned(&self, search_id: &str, lease: Duration) -> Result<Vec<JobId>> {
-        self.inner.flush()?;
+        self.buffer.flush()?;
         let sid = parse_search(search_id)?;
-        let conn = self.inner.conn.lock().unwrap();
+        let conn = self.inner().conn.lock().unwrap();
         let mut stmt = conn
             .prepare_cached(
                 "SELECT n FROM jobs WHERE search_id = ?1 AND status IN (0, 1) AND objective IS NULL \
                  AND (heartbeat IS NULL OR heartbeat < ?2) ORDER BY n",
             )
-            .map_err(|e| self.inner.error(e))?;
+            .map_err(|e| self.inner().error(e))?;
         let rows = stmt
             .query_map(params![sid, now_secs() - lease.as_secs_f64()], |r| {
                 r.get::<_, i64>(0)
             })
-            .map_err(|e| self.inner.error(e))?;
+            .map_err(|e| self.inner().error(e))?;
         rows.map(|n| {
             n.map(|n| JobId::new(search_id, n as u64))
-                .map_err(|e| self.inner.error(e))
+                .map_err(|e| self.inner().error(e))
         })
         .collect()
     }
 
     fn buffer(&self, id: &JobId, f: impl FnOnce(&mut Delta)) -> Result<()> {
-        let key = job_key(id)?;
-        let mut p = self.inner.pending.lock().unwrap();
-        f(p.jobs.entry(key).or_default());
-        if p.since.is_none() {
-            p.since = Some(Instant::now());
-            self.inner.wake.notify_one();
-        }
+        job_key(id)?;
+        self.buffer.job(id, f);
         Ok(())
     }
 
     fn read<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R> {
-        self.inner.flush()?;
-        let conn = self.inner.conn.lock().unwrap();
-        f(&conn).map_err(|e| self.inner.error(e))
+        self.buffer.flush()?;
+        let conn = self.inner().conn.lock().unwrap();
+        f(&conn).map_err(|e| self.inner().error(e))
     }
 }
 
@@ -290,63 +244,6 @@ fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
     }
 }
 
-/// The host and process id of an owner id (`HOST/PID-SECONDS-RANDOM`).
-fn owner_process(owner: &str) -> Option<(&str, &str)> {
-    let (host, rest) = owner.split_once('/')?;
-    Some((host, rest.split('-').next()?))
-}
-
-/// This machine's name, which owner ids start with (`HOST/PID-…`).
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    h.finish()
-}
-
-impl Drop for SqliteStorage {
-    fn drop(&mut self) {
-        self.inner.stop.store(true, Ordering::SeqCst);
-        self.inner.wake.notify_all();
-        if let Some(t) = self.flusher.take() {
-            let _ = t.join();
-        }
-        let _ = self.inner.flush();
-    }
-}
-
-fn flush_loop(inner: &Inner) {
-    let mut last_beat = Instant::now();
-    while !inner.stop.load(Ordering::SeqCst) {
-        {
-            let p = inner.pending.lock().unwrap();
-            let wait = p
-                .since
-                .map_or(HEARTBEAT, |s| COMMIT_WINDOW.saturating_sub(s.elapsed()));
-            if !wait.is_zero() {
-                let _ = inner.wake.wait_timeout(p, wait).unwrap();
-            }
-        }
-        if let Err(e) = inner.flush() {
-            *inner.failed.lock().unwrap() = Some(e);
-        }
-        if last_beat.elapsed() >= HEARTBEAT {
-            last_beat = Instant::now();
-            let conn = inner.conn.lock().unwrap();
-            let _ = conn.execute(
-                "UPDATE jobs SET heartbeat = ?1 WHERE owner = ?2 AND status IN (0, 1)",
-                params![now_secs(), inner.owner],
-            );
-        }
-    }
-}
-
 impl Inner {
     fn error(&self, e: rusqlite::Error) -> Error {
         Error::Storage {
@@ -354,17 +251,14 @@ impl Inner {
             source: e,
         }
     }
+}
+
+impl Commit for Inner {
+    type Extra = ();
 
     /// Commits the buffered writes in one transaction.
-    fn flush(&self) -> Result<()> {
-        if let Some(e) = self.failed.lock().unwrap().take() {
-            return Err(e);
-        }
+    fn commit(&self, pending: Pending<()>) -> Result<()> {
         let mut conn = self.conn.lock().unwrap();
-        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
-        if pending.jobs.is_empty() && pending.values.is_empty() {
-            return Ok(());
-        }
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| self.error(e))?;
@@ -373,23 +267,35 @@ impl Inner {
             let mut done = tx
                 .prepare_cached("INSERT OR IGNORE INTO completions (search_id, n) VALUES (?1, ?2)")
                 .map_err(|e| self.error(e))?;
+            let mut finished_before = tx
+                .prepare_cached("SELECT 1 FROM completions WHERE search_id = ?1 AND n = ?2")
+                .map_err(|e| self.error(e))?;
             let now = now_secs();
-            for ((sid, n), d) in &pending.jobs {
+            for (id, d) in &pending.jobs {
+                let (sid, n) = job_key(id)?;
+                // The first stored outcome wins: a later one is dropped, and a finished job's
+                // status and outcome are not written over (until a restart).
+                let open = !finished_before
+                    .exists(params![sid, n])
+                    .map_err(|e| self.error(e))?;
+                if !open && d.finished {
+                    continue;
+                }
                 let metadata = (!d.metadata.is_empty())
                     .then(|| serde_json::to_string(&d.metadata).unwrap_or_else(|_| "{}".into()));
                 upsert
                     .execute(params![
                         sid,
                         n,
-                        d.status,
+                        d.status.filter(|_| open),
                         d.config,
                         d.objective.as_ref().and_then(|o| o.as_deref()),
                         metadata,
-                        d.intermediate,
-                        d.log,
+                        d.intermediate.as_ref().filter(|_| open),
+                        d.log.as_ref().filter(|_| open),
                         d.owned.then_some(self.owner.as_str()),
                         d.owned.then_some(now),
-                        d.objective.is_some(),
+                        d.objective.is_some() && open,
                     ])
                     .map_err(|e| self.error(e))?;
                 if d.finished {
@@ -400,12 +306,21 @@ impl Inner {
                 .prepare_cached("INSERT OR REPLACE INTO search_values (search_id, key, value) VALUES (?1, ?2, ?3)")
                 .map_err(|e| self.error(e))?;
             for (sid, k, v) in &pending.values {
+                let sid = parse_search(sid)?;
                 value
                     .execute(params![sid, k, v])
                     .map_err(|e| self.error(e))?;
             }
         }
         tx.commit().map_err(|e| self.error(e))
+    }
+
+    fn beat(&self) {
+        let conn = self.conn.lock().unwrap();
+        let _ = conn.execute(
+            "UPDATE jobs SET heartbeat = ?1 WHERE owner = ?2 AND status IN (0, 1)",
+            params![now_secs(), self.owner],
+        );
     }
 }
 
@@ -435,21 +350,7 @@ fn row_to_job(search_id: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     job.metadata = json(4)?.as_object().cloned().unwrap_or_default();
     job.intermediate = crate::float::series::from_value(&json(5)?).unwrap_or_default();
     job.log = r.get(6)?;
-    job.failure = job.metadata.get("failure").and_then(|k| {
-        let kind: FailureKind = serde_json::from_value(k.clone()).ok()?;
-        let message = job
-            .metadata
-            .get("failure_message")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let mut f = Failure::new(kind, message);
-        f.trap_code = job
-            .metadata
-            .get("trap_code")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        Some(f)
-    });
+    job.failure = crate::storage::failure_of(&job.metadata);
     Ok(job)
 }
 
@@ -487,14 +388,14 @@ impl Storage for SqliteStorage {
             .iter()
             .map(|c| serde_json::to_string(c).unwrap_or_else(|_| "{}".into()))
             .collect();
-        let mut conn = self.inner.conn.lock().unwrap();
+        let mut conn = self.inner().conn.lock().unwrap();
         // The counter and the rows in one write transaction: ids are contiguous across every
         // process of the file, and none is left without its row.
         let end = retry_busy(|| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let end: Option<i64> = tx
                 .query_row(
-                    "UPDATE searches SET job_counter = job_counter + ?2 WHERE id = ?1 \
+                    "UPDATE searches SET job_counter = job_counter + ?2 WHERE id = ?1 AND job_counter >= 0 \
                      RETURNING job_counter",
                     params![sid, count],
                     |r| r.get(0),
@@ -513,7 +414,7 @@ impl Storage for SqliteStorage {
                         end - count + i as i64,
                         JobStatus::Ready as i64,
                         text,
-                        self.inner.owner,
+                        self.inner().owner,
                         now
                     ])?;
                 }
@@ -521,7 +422,7 @@ impl Storage for SqliteStorage {
             tx.commit()?;
             Ok(Some(end))
         })
-        .map_err(|e| self.inner.error(e))?
+        .map_err(|e| self.inner().error(e))?
         .ok_or_else(|| Error::UnknownSearch(search_id.to_string()))?;
         Ok((end - count..end)
             .map(|n| JobId::new(search_id, n as u64))
@@ -530,8 +431,8 @@ impl Storage for SqliteStorage {
 
     fn restart_job(&self, job_id: &JobId) -> Result<()> {
         let (sid, n) = job_key(job_id)?;
-        self.inner.flush()?;
-        let mut conn = self.inner.conn.lock().unwrap();
+        self.buffer.flush()?;
+        let mut conn = self.inner().conn.lock().unwrap();
         let found = retry_busy(|| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let copied = tx.execute(
@@ -549,7 +450,7 @@ impl Storage for SqliteStorage {
                     sid,
                     n,
                     JobStatus::Ready as i64,
-                    self.inner.owner,
+                    self.inner().owner,
                     now_secs()
                 ],
             )?;
@@ -560,7 +461,7 @@ impl Storage for SqliteStorage {
             tx.commit()?;
             Ok(copied == 1)
         })
-        .map_err(|e| self.inner.error(e))?;
+        .map_err(|e| self.inner().error(e))?;
         if found {
             Ok(())
         } else {
@@ -599,11 +500,8 @@ impl Storage for SqliteStorage {
     }
 
     fn store_search_value(&self, search_id: &str, key: &str, value: Value) -> Result<()> {
-        let sid = parse_search(search_id)?;
-        let mut p = self.inner.pending.lock().unwrap();
-        p.values.push((sid, key.to_string(), value.to_string()));
-        p.since.get_or_insert_with(Instant::now);
-        self.inner.wake.notify_one();
+        parse_search(search_id)?;
+        self.buffer.value(search_id, key, &value);
         Ok(())
     }
 
@@ -652,22 +550,13 @@ impl Storage for SqliteStorage {
     }
 
     fn store_job_done(&self, job: &Job) -> Result<()> {
-        let objective = job.objective.as_ref().map(|o| o.to_json().to_string());
-        self.buffer(&job.id, |d| {
-            d.status = Some(job.status as i64);
-            d.objective = Some(objective);
-            for (k, v) in &job.metadata {
-                d.metadata.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-            d.intermediate = Some(crate::float::series::to_value(&job.intermediate).to_string());
-            d.log = Some(job.log.clone());
-            d.finished = true;
-        })
+        self.buffer(&job.id, |d| d.take_outcome(job))
     }
 
     fn load_all_search_ids(&self) -> Result<Vec<String>> {
         self.read(|c| {
-            let mut s = c.prepare_cached("SELECT id FROM searches ORDER BY id")?;
+            let mut s =
+                c.prepare_cached("SELECT id FROM searches WHERE job_counter >= 0 ORDER BY id")?;
             let ids = s.query_map([], |r| r.get::<_, i64>(0))?;
             ids.map(|id| id.map(|id| id.to_string())).collect()
         })
@@ -711,9 +600,9 @@ impl Storage for SqliteStorage {
 
     fn for_each_job(&self, search_id: &str, f: &mut dyn FnMut(Job) -> Result<()>) -> Result<()> {
         let sid = parse_search(search_id)?;
-        self.inner.flush()?;
-        let conn = self.inner.conn.lock().unwrap();
-        let e = |e| self.inner.error(e);
+        self.buffer.flush()?;
+        let conn = self.inner().conn.lock().unwrap();
+        let e = |e| self.inner().error(e);
         let mut s = conn
             .prepare_cached(&format!(
                 "SELECT {JOB_COLUMNS} FROM jobs WHERE search_id = ?1 ORDER BY n"
@@ -791,5 +680,30 @@ impl Storage for SqliteStorage {
                 .collect(),
             next,
         ))
+    }
+
+    fn delete_search(&self, search_id: &str) -> Result<()> {
+        let sid = parse_search(search_id)?;
+        self.buffer.flush()?;
+        let mut conn = self.inner().conn.lock().unwrap();
+        let found = retry_busy(|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for table in ["jobs", "attempts", "completions", "search_values"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE search_id = ?1"), [sid])?;
+            }
+            // The row stays, emptied, so that the id is not given out again.
+            let found = tx.execute(
+                "UPDATE searches SET job_counter = -1 WHERE id = ?1 AND job_counter >= 0",
+                [sid],
+            )?;
+            tx.commit()?;
+            Ok(found == 1)
+        })
+        .map_err(|e| self.inner().error(e))?;
+        if found {
+            Ok(())
+        } else {
+            Err(Error::UnknownSearch(search_id.to_string()))
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! The SQLite storage: the Storage trait, sharing, durability and crashes.
+//! The storages: the Storage trait on memory, SQLite and Redis alike; SQLite's sharing,
+//! durability and crashes.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -9,13 +10,44 @@ use wasmeval::storage::SCHEMA_VERSION;
 use wasmeval::{Gather, Job, JobId, JobStatus, Method, Objective, SqliteStorage, Storage};
 
 use crate::common::{WITHIN, builder, guest};
+use crate::redis_server::RedisServer;
+
+/// Opens a new instance of one storage each time it is called (a memory storage: the same).
+type Opener = Box<dyn Fn() -> Arc<dyn Storage>>;
+
+/// The storages the suite runs on: memory, SQLite and Redis (a real server, which it keeps
+/// running while the openers live).
+fn storages(dir: &std::path::Path) -> (Vec<(&'static str, Opener)>, RedisServer) {
+    let memory: Arc<dyn Storage> = Arc::new(wasmeval::MemoryStorage::new());
+    let path = dir.join("suite.sqlite");
+    let server = RedisServer::start();
+    let url = server.url_with_prefix("suite");
+    let openers: Vec<(&'static str, Opener)> = vec![
+        ("memory", Box::new(move || memory.clone())),
+        (
+            "sqlite",
+            Box::new(move || Arc::new(SqliteStorage::open(&path).unwrap())),
+        ),
+        (
+            "redis",
+            Box::new(move || wasmeval::storage::open(&url).unwrap()),
+        ),
+    ];
+    (openers, server)
+}
 
 #[test]
-fn the_storage_trait_round_trips_through_the_file() {
+fn the_storage_trait_round_trips_in_every_storage() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("results.sqlite");
+    let (storages, _server) = storages(dir.path());
+    for (name, open) in &storages {
+        round_trip(open).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+fn round_trip(open: &Opener) -> Result<(), String> {
     let (sid, id) = {
-        let s = SqliteStorage::open(&path).unwrap();
+        let s = open();
         let sid = s.create_new_search().unwrap();
         assert_eq!(sid, "0");
         let id = s.create_new_job(&sid).unwrap();
@@ -42,10 +74,20 @@ fn the_storage_trait_round_trips_through_the_file() {
             s.finished_since(&sid, cursor).unwrap().0,
             Vec::<JobId>::new()
         );
+        // A second outcome of a finished job is dropped: the first stored one wins.
+        let mut late = job.clone();
+        late.objective = Some(Objective::Value(9.0));
+        late.log = "the late one\n".into();
+        s.store_job_done(&late).unwrap();
+        s.store_job_status(&id, JobStatus::Running).unwrap();
+        assert_eq!(
+            s.finished_since(&sid, cursor).unwrap().0,
+            Vec::<JobId>::new()
+        );
         (sid, id)
     };
     // Reopened: everything is there.
-    let s = SqliteStorage::open(&path).unwrap();
+    let s = open();
     assert_eq!(s.load_all_search_ids().unwrap(), ["0"]);
     let job = s.load_job(&id).unwrap();
     assert_eq!(job.config["x"], 1.5);
@@ -65,15 +107,42 @@ fn the_storage_trait_round_trips_through_the_file() {
             .unwrap(),
         vec![json!(0.5)]
     );
-    // A second instance on the same file gets other job numbers.
-    let other = SqliteStorage::open(&path).unwrap();
+    // A second instance on the same storage gets other job numbers.
+    let other = open();
     let a = s.create_new_job(&sid).unwrap();
     let b = other.create_new_job(&sid).unwrap();
     assert_ne!(a, b);
+    let ids = s
+        .create_new_jobs(
+            &sid,
+            &[json!({"y": 1}), json!({"y": 2})].map(|c| c.as_object().unwrap().clone()),
+        )
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[1].number(), ids[0].number() + 1);
+    assert_eq!(s.load_all_job_ids(&sid).unwrap().len(), 5);
+    assert_eq!(
+        s.load_jobs(&ids)
+            .unwrap()
+            .iter()
+            .map(|j| j.config["y"].clone())
+            .collect::<Vec<_>>(),
+        [json!(1), json!(2)]
+    );
     assert!(matches!(
         s.create_new_job("9"),
         Err(wasmeval::Error::UnknownSearch(_))
     ));
+    // A deleted search is gone, and its id is not given out again.
+    let second = s.create_new_search().unwrap();
+    s.create_new_job(&second).unwrap();
+    s.delete_search(&sid).unwrap();
+    assert_eq!(s.load_all_search_ids().unwrap(), [second.clone()]);
+    assert!(s.load_job(&id).is_err());
+    let third = s.create_new_search().unwrap();
+    assert_ne!(third, sid);
+    assert!(s.delete_search(&sid).is_err());
+    Ok(())
 }
 
 #[test]
@@ -86,11 +155,13 @@ fn a_restarted_job_keeps_its_id_and_its_earlier_attempt_apart() {
     conn.execute_batch("DROP TABLE attempts; PRAGMA user_version = 1;")
         .unwrap();
     drop(conn);
-    let storages: [Arc<dyn Storage>; 2] = [
-        Arc::new(wasmeval::MemoryStorage::new()),
-        Arc::new(SqliteStorage::open(&path).unwrap()),
-    ];
-    for s in storages {
+    let (storages, _server) = storages(dir.path());
+    for (name, open) in storages {
+        let s = if name == "sqlite" {
+            Arc::new(SqliteStorage::open(&path).unwrap())
+        } else {
+            open()
+        };
         let search = s.create_new_search().unwrap();
         let config = json!({"x": 1}).as_object().unwrap().clone();
         let ids = s

@@ -1,0 +1,848 @@
+//! The Redis storage: DeepHyper's key layout on plain Redis types (no RedisJSON), under a
+//! key prefix (`PREFIX`, `wasmeval` unless the URL says `?prefix=NAME`), so that several
+//! projects and searches share one server:
+//!
+//! - `PREFIX:version`: the layout ([`LAYOUT`]); keys under a prefix without it are refused.
+//! - `PREFIX:search_id_counter`, `PREFIX:search_id_list`: search ids `"0"`, `"1"`, …
+//! - `PREFIX:search:SID.job_id_counter`: job numbers, handed out in blocks.
+//! - `PREFIX:job:SID.N`: a hash: `status` (DeepHyper's integer), `in` (the configuration),
+//!   `out` (the objective), `metadata` (JSON objects one after another, merged on reading),
+//!   `intermediate` (the series), `log`, `done` (`1` once an outcome is stored).
+//! - `PREFIX:job:SID.N.attempts`: earlier attempts (a resume ran the job again);
+//!   `PREFIX:search:SID.attempted` the jobs that have any.
+//! - `PREFIX:search:SID.values`: the search's values (JSON).
+//! - `PREFIX:search:SID.done`: job numbers in the order they finished: the completion cursor.
+//! - `PREFIX:search:SID.owners`, `PREFIX:search:SID.owner:ID`: evaluators running the search;
+//!   each owner key expires [`OWNER_TTL`] after its last heartbeat.
+//! - The redis method's keys ([`crate::redis`]): `PREFIX:active`, `PREFIX:search:SID.setup`,
+//!   `.jobs` (a stream), `.cancels`, and the modules `PREFIX:module:SHA256` ([`blob`]).
+//!
+//! Writes are buffered like the SQLite storage's (committed within
+//! [`COMMIT_WINDOW`](crate::storage::COMMIT_WINDOW), one pipeline per batch) and applied by
+//! Lua scripts, so that each job's write is atomic: the first finished outcome of a job wins
+//! and a later one is dropped. What is read back is capped ([`MAX_FIELD`]): the storage may
+//! hold what a worker on another machine wrote.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+pub mod blob;
+mod server;
+
+use crate::error::{Error, RedisError, Result};
+use crate::job::{Failure, FailureKind, Job, JobId, JobStatus};
+use crate::output::Objective;
+use crate::storage::Storage;
+use crate::storage::buffer::{Buffer, Commit, Delta, Pending};
+pub use server::{
+    Conn, DEFAULT_PREFIX, PASSWORD_ENV, RECONNECT, RedisOptions, Server, is_redis_url, redact,
+};
+
+/// The storage layout this build reads and writes, kept in `PREFIX:version`.
+pub const LAYOUT: &str = "wasmeval-redis-storage 1";
+
+/// The largest field of a job read back (configuration, objective, metadata, series, log);
+/// a larger one is dropped and the job flagged (`truncated`, or failed for an objective).
+pub const MAX_FIELD: usize = 16 << 20;
+
+/// How long an owner's lease on a search lasts without a heartbeat: a key TTL, renewed every
+/// second, so no clocks of two machines are ever compared.
+pub const OWNER_TTL: Duration = Duration::from_secs(10);
+
+/// Jobs per script call.
+const CHUNK: usize = 500;
+
+const NEW_SEARCH: usize = 0;
+const NEW_JOBS: usize = 1;
+const WRITE: usize = 2;
+const READ: usize = 3;
+const RESTART: usize = 4;
+
+/// The storage's scripts (loaded on every connection).
+pub(crate) static SCRIPTS: LazyLock<Vec<redis::Script>> = LazyLock::new(|| {
+    [
+        // NEW_SEARCH: ARGV prefix.
+        r"local sid = redis.call('INCR', ARGV[1] .. ':search_id_counter') - 1
+        redis.call('RPUSH', ARGV[1] .. ':search_id_list', sid)
+        redis.call('SET', ARGV[1] .. ':search:' .. sid .. '.job_id_counter', 0)
+        return sid",
+        // NEW_JOBS: ARGV prefix, search, configurations; returns the end of the new ids.
+        r"local p, sid = ARGV[1], ARGV[2]
+        local counter = p .. ':search:' .. sid .. '.job_id_counter'
+        if redis.call('EXISTS', counter) == 0 then return -1 end
+        local count = #ARGV - 2
+        local last = redis.call('INCRBY', counter, count)
+        for i = 1, count do
+          redis.call('HSET', p .. ':job:' .. sid .. '.' .. string.format('%d', last - count + i - 1),
+            'status', 0, 'in', ARGV[2 + i])
+        end
+        return last",
+        // WRITE: ARGV prefix, then per job: search, n, status, in, out, metadata,
+        // intermediate, log, finished. '' leaves a field, '=' .. v sets it, 'c' clears it.
+        // A finished outcome of a job that has one is dropped whole (the first wins);
+        // metadata is appended as a JSON object (later keys win, first positions stay).
+        r"local p = ARGV[1]
+        local fields = {[2] = 'status', [3] = 'in', [4] = 'out', [6] = 'intermediate', [7] = 'log'}
+        for i = 2, #ARGV, 9 do
+          local sid, n = ARGV[i], ARGV[i + 1]
+          local k = p .. ':job:' .. sid .. '.' .. n
+          if redis.call('EXISTS', k) == 1 then
+            local finished = ARGV[i + 8] == '1'
+            local done = redis.call('HGET', k, 'done') == '1'
+            if not (done and finished) then
+              local m = ARGV[i + 5]
+              if m ~= '' then
+                redis.call('HSET', k, 'metadata', (redis.call('HGET', k, 'metadata') or '') .. string.sub(m, 2))
+              end
+              if not done then
+                for off, f in pairs(fields) do
+                  local v = ARGV[i + off]
+                  if v == 'c' then redis.call('HDEL', k, f)
+                  elseif v ~= '' then redis.call('HSET', k, f, string.sub(v, 2)) end
+                end
+              end
+              if finished then
+                redis.call('HSET', k, 'done', '1')
+                redis.call('RPUSH', p .. ':search:' .. sid .. '.done', n)
+              end
+            end
+          end
+        end
+        return 0",
+        // READ: KEYS jobs, ARGV cap; per job {too-big fields, status, in, out, metadata,
+        // intermediate, log}, or {'-'} for none. A field past the cap is not read.
+        r"local cap = tonumber(ARGV[1])
+        local fields = {'status', 'in', 'out', 'metadata', 'intermediate', 'log'}
+        local out = {}
+        for i, k in ipairs(KEYS) do
+          if redis.call('EXISTS', k) == 0 then
+            out[i] = {'-'}
+          else
+            local row = {''}
+            for j, f in ipairs(fields) do
+              if redis.call('HSTRLEN', k, f) > cap then
+                row[1] = row[1] .. f .. ' '
+                row[j + 1] = false
+              else
+                row[j + 1] = redis.call('HGET', k, f)
+              end
+            end
+            out[i] = row
+          end
+        end
+        return out",
+        // RESTART: ARGV prefix, search, n; keeps the outcome so far as an attempt.
+        r"local p, sid, n = ARGV[1], ARGV[2], ARGV[3]
+        local k = p .. ':job:' .. sid .. '.' .. n
+        if redis.call('EXISTS', k) == 0 then return 0 end
+        local r = redis.call('HMGET', k, 'status', 'out', 'metadata', 'intermediate', 'log')
+        redis.call('RPUSH', k .. '.attempts', cjson.encode({status = r[1] or '0', out = r[2] or '',
+          metadata = r[3] or '', intermediate = r[4] or '', log = r[5] or ''}))
+        redis.call('SADD', p .. ':search:' .. sid .. '.attempted', n)
+        redis.call('HDEL', k, 'out', 'metadata', 'intermediate', 'log', 'done')
+        redis.call('HSET', k, 'status', 0)
+        return 1",
+    ]
+    .into_iter()
+    .map(redis::Script::new)
+    .collect()
+});
+
+/// What the committing thread holds: the connection, and this instance's owner id and the
+/// searches it runs jobs of (whose lease it renews).
+pub(crate) struct Inner {
+    server: Server,
+    conn: Mutex<Conn>,
+    owner: String,
+    owned: Mutex<HashSet<String>>,
+}
+
+/// Writes committed with a batch of job writes, in the same transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Extra {
+    /// Stream entries to acknowledge and delete: (stream key, group, entry id).
+    pub acks: Vec<(String, &'static str, String)>,
+}
+
+/// Searches and jobs on a Redis server (see the [module docs](crate::redis)).
+pub struct RedisStorage {
+    buffer: Buffer<Inner>,
+}
+
+/// A search id as used in keys: digits only.
+fn search(id: &str) -> Result<&str> {
+    (!id.is_empty() && id.len() < 20 && id.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(id)
+        .ok_or_else(|| Error::UnknownSearch(id.to_string()))
+}
+
+fn job_parts(id: &JobId) -> Result<(&str, u64)> {
+    Ok((search(id.search())?, id.number()))
+}
+
+impl RedisStorage {
+    /// Connects to the server of `url` (see [`Server::parse`]) and checks the key space
+    /// under its prefix: empty (it is made a storage) or a storage of this layout.
+    pub fn open(url: &str, options: &RedisOptions) -> Result<RedisStorage> {
+        let server = Server::parse(url, options)?;
+        let mut conn = server.connect(&SCRIPTS)?;
+        check_layout(&server, &mut conn)?;
+        let inner = Inner {
+            server,
+            conn: Mutex::new(conn),
+            owner: crate::storage::owner::new_id(),
+            owned: Mutex::new(HashSet::new()),
+        };
+        Ok(RedisStorage {
+            buffer: Buffer::start(inner, "wasmeval-redis")?,
+        })
+    }
+
+    fn inner(&self) -> &Inner {
+        self.buffer.commit()
+    }
+
+    /// The server and prefix.
+    pub fn server(&self) -> &Server {
+        &self.inner().server
+    }
+
+    /// A key under the storage's prefix.
+    pub(crate) fn key(&self, rest: &str) -> String {
+        self.inner().server.key(rest)
+    }
+
+    /// Runs commands on the connection, after the buffered writes are committed.
+    pub(crate) fn run<T>(
+        &self,
+        f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
+        self.buffer.flush()?;
+        self.inner().conn.lock().unwrap().run(f)
+    }
+
+    /// Commits every buffered write now.
+    pub fn flush(&self) -> Result<()> {
+        self.buffer.flush()
+    }
+
+    /// Acknowledges and deletes a stream entry with the next batch of writes, in its
+    /// transaction (a worker's outcomes and the entry they answer go together).
+    pub(crate) fn ack_with_writes(&self, stream: String, group: &'static str, entry: String) {
+        self.buffer
+            .with(|p| p.extra.acks.push((stream, group, entry)));
+    }
+
+    fn own(&self, search_id: &str) {
+        let new = self
+            .inner()
+            .owned
+            .lock()
+            .unwrap()
+            .insert(search_id.to_string());
+        if new {
+            self.inner().beat();
+        }
+    }
+
+    fn buffer(&self, id: &JobId, f: impl FnOnce(&mut Delta)) -> Result<()> {
+        job_parts(id)?;
+        self.buffer.job(id, f);
+        Ok(())
+    }
+
+    fn read_jobs(&self, sid: &str, ns: &[u64]) -> Result<Vec<Option<Job>>> {
+        let mut jobs = Vec::with_capacity(ns.len());
+        for chunk in ns.chunks(CHUNK) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .map(|n| self.key(&format!("job:{sid}.{n}")))
+                .collect();
+            let rows: Vec<Vec<Option<Vec<u8>>>> = self.run(|c| {
+                let mut call = SCRIPTS[READ].prepare_invoke();
+                for k in &keys {
+                    call.key(k);
+                }
+                call.arg(MAX_FIELD).invoke(c)
+            })?;
+            jobs.extend(
+                chunk
+                    .iter()
+                    .zip(rows)
+                    .map(|(&n, row)| job_from_row(sid, n, row)),
+            );
+        }
+        Ok(jobs)
+    }
+
+    fn job_count(&self, sid: &str) -> Result<u64> {
+        let key = self.key(&format!("search:{sid}.job_id_counter"));
+        let count: Option<u64> = self.run(|c| redis::cmd("GET").arg(&key).query(c))?;
+        Ok(count.unwrap_or(0))
+    }
+}
+
+/// Checks that the keys under the prefix are a storage of this layout, or none, which it
+/// makes one.
+fn check_layout(server: &Server, conn: &mut Conn) -> Result<()> {
+    let version_key = server.key("version");
+    let pattern = server.key("*");
+    let (version, others): (Option<String>, (u64, Vec<String>)) = conn.run(|c| {
+        redis::pipe()
+            .cmd("GET")
+            .arg(&version_key)
+            .cmd("SCAN")
+            .arg(0)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query(c)
+    })?;
+    let refuse = |reason: String| -> Error {
+        RedisError::KeySpace {
+            server: server.shown.clone(),
+            prefix: server.prefix.clone(),
+            reason,
+        }
+        .into()
+    };
+    match version {
+        Some(v) if v == LAYOUT => Ok(()),
+        Some(v) => Err(refuse(format!(
+            "they are a storage of layout `{}`, and this wasmeval reads `{LAYOUT}`",
+            v.chars().take(80).collect::<String>()
+        ))),
+        None if !others.1.is_empty() => Err(refuse(format!(
+            "they were written by something else (`{}`, …, and no `{version_key}`); give \
+             another prefix with ?prefix=NAME",
+            others.1[0].chars().take(80).collect::<String>()
+        ))),
+        None => {
+            let set: bool = conn.run(|c| {
+                redis::cmd("SET")
+                    .arg(&version_key)
+                    .arg(LAYOUT)
+                    .arg("NX")
+                    .query::<Option<String>>(c)
+                    .map(|r| r.is_some())
+            })?;
+            if set {
+                Ok(())
+            } else {
+                check_layout(server, conn)
+            }
+        }
+    }
+}
+
+/// A field of a job write: '' leaves it, '=' .. text sets it, 'c' clears it.
+fn field(value: Option<&str>) -> String {
+    value.map_or_else(String::new, |v| format!("={v}"))
+}
+
+impl Commit for Inner {
+    type Extra = Extra;
+
+    fn commit(&self, pending: Pending<Extra>) -> Result<()> {
+        let prefix = self.server.prefix.clone();
+        let mut writes: Vec<Vec<String>> = Vec::new();
+        for chunk in pending.jobs.iter().collect::<Vec<_>>().chunks(CHUNK) {
+            let mut args = vec![prefix.clone()];
+            for (id, d) in chunk {
+                let (sid, n) = job_parts(id)?;
+                let metadata = (!d.metadata.is_empty())
+                    .then(|| serde_json::to_string(&d.metadata).unwrap_or_else(|_| "{}".into()));
+                let objective = match &d.objective {
+                    None => String::new(),
+                    Some(None) => "c".into(),
+                    Some(Some(o)) => format!("={o}"),
+                };
+                args.extend([
+                    sid.to_string(),
+                    n.to_string(),
+                    field(d.status.map(|s| s.to_string()).as_deref()),
+                    field(d.config.as_deref()),
+                    objective,
+                    field(metadata.as_deref()),
+                    field(d.intermediate.as_deref()),
+                    field(d.log.as_deref()),
+                    if d.finished { "1" } else { "0" }.into(),
+                ]);
+            }
+            writes.push(args);
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (sid, key, value) in &pending.values {
+            pipe.cmd("HSET")
+                .arg(self.server.key(&format!("search:{}.values", search(sid)?)))
+                .arg(key)
+                .arg(value)
+                .ignore();
+        }
+        for args in &writes {
+            pipe.cmd("EVALSHA")
+                .arg(SCRIPTS[WRITE].get_hash())
+                .arg(0)
+                .arg(args)
+                .ignore();
+        }
+        for (stream, group, entry) in &pending.extra.acks {
+            pipe.cmd("XACK").arg(stream).arg(*group).arg(entry).ignore();
+            pipe.cmd("XDEL").arg(stream).arg(entry).ignore();
+        }
+        self.conn.lock().unwrap().run(|c| pipe.exec(c))
+    }
+
+    fn beat(&self) {
+        let owned: Vec<String> = self.owned.lock().unwrap().iter().cloned().collect();
+        if owned.is_empty() {
+            return;
+        }
+        let who = describe(&self.owner);
+        let mut pipe = redis::pipe();
+        for sid in &owned {
+            pipe.cmd("SET")
+                .arg(
+                    self.server
+                        .key(&format!("search:{sid}.owner:{}", self.owner)),
+                )
+                .arg(&who)
+                .arg("PX")
+                .arg(OWNER_TTL.as_millis() as u64)
+                .ignore()
+                .cmd("SADD")
+                .arg(self.server.key(&format!("search:{sid}.owners")))
+                .arg(&self.owner)
+                .ignore();
+        }
+        // A beat that fails is tried again at the next one.
+        if let Ok(mut conn) = self.conn.try_lock() {
+            let _ = conn.run(|c| pipe.exec(c));
+        }
+    }
+}
+
+/// `process PID on HOST` for an owner id.
+fn describe(owner: &str) -> String {
+    match crate::storage::owner::owner_process(owner) {
+        Some((host, pid)) => format!("process {pid} on {host}"),
+        None => format!("evaluator {owner}"),
+    }
+}
+
+impl Drop for RedisStorage {
+    fn drop(&mut self) {
+        let _ = self.buffer.flush();
+        let inner = self.inner();
+        let owned: Vec<String> = inner.owned.lock().unwrap().drain().collect();
+        let mut pipe = redis::pipe();
+        for sid in &owned {
+            pipe.cmd("DEL")
+                .arg(
+                    inner
+                        .server
+                        .key(&format!("search:{sid}.owner:{}", inner.owner)),
+                )
+                .ignore()
+                .cmd("SREM")
+                .arg(inner.server.key(&format!("search:{sid}.owners")))
+                .arg(&inner.owner)
+                .ignore();
+        }
+        if !owned.is_empty() {
+            let _ = inner.conn.lock().unwrap().run(|c| pipe.exec(c));
+        }
+    }
+}
+
+fn text(v: Option<Vec<u8>>) -> Option<String> {
+    v.map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Metadata stored as JSON objects one after another: later keys win, first positions stay.
+fn merged_metadata(text: &str) -> Map<String, Value> {
+    let mut merged = Map::new();
+    for object in serde_json::Deserializer::from_str(text).into_iter::<Map<String, Value>>() {
+        let Ok(object) = object else { break };
+        for (k, v) in object {
+            merged.insert(k, v);
+        }
+    }
+    merged
+}
+
+fn status_of(text: Option<&str>) -> JobStatus {
+    match text.and_then(|t| t.parse::<i64>().ok()) {
+        Some(1) => JobStatus::Running,
+        Some(2) => JobStatus::Done,
+        Some(3) => JobStatus::Cancelling,
+        Some(4) => JobStatus::Cancelled,
+        _ => JobStatus::Ready,
+    }
+}
+
+/// A job as the READ script returns it; `None` for a job with no hash.
+fn job_from_row(sid: &str, n: u64, row: Vec<Option<Vec<u8>>>) -> Option<Job> {
+    let mut row = row.into_iter();
+    let big = text(row.next()?).unwrap_or_default();
+    if big == "-" {
+        return None;
+    }
+    let mut fields: Vec<Option<String>> = row.map(text).collect();
+    fields.resize(6, None);
+    let [status, config, out, metadata, intermediate, log] =
+        <[Option<String>; 6]>::try_from(fields).expect("resized to 6");
+    let mut job = Job::new(
+        JobId::new(sid, n),
+        config
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_default(),
+    );
+    job.status = status_of(status.as_deref());
+    fill_outcome(&mut job, out, metadata.as_deref(), intermediate, log);
+    if !big.is_empty() {
+        job.metadata.insert("truncated".into(), true.into());
+        if big.contains("out ") {
+            job.fail(Failure::new(
+                FailureKind::OutputTooLarge,
+                format!("the stored objective is larger than {MAX_FIELD} bytes; it was not read"),
+            ));
+        }
+        if big.contains("log ") {
+            job.log = format!("[the stored log is larger than {MAX_FIELD} bytes; it was not read]");
+        }
+    }
+    Some(job)
+}
+
+/// The outcome fields of a job (or an attempt): objective, metadata, series, log, failure.
+fn fill_outcome(
+    job: &mut Job,
+    out: Option<String>,
+    metadata: Option<&str>,
+    intermediate: Option<String>,
+    log: Option<String>,
+) {
+    job.objective = out
+        .filter(|o| !o.is_empty())
+        .and_then(|o| serde_json::from_str::<Value>(&o).ok())
+        .and_then(|v| Objective::from_json(&v));
+    job.metadata = metadata.map(merged_metadata).unwrap_or_default();
+    job.intermediate = intermediate
+        .filter(|i| !i.is_empty())
+        .and_then(|i| serde_json::from_str::<Value>(&i).ok())
+        .and_then(|v| crate::float::series::from_value(&v))
+        .unwrap_or_default();
+    job.log = log.unwrap_or_default();
+    job.failure = crate::storage::failure_of(&job.metadata);
+}
+
+impl Storage for RedisStorage {
+    fn create_new_search(&self) -> Result<String> {
+        let prefix = self.server().prefix.clone();
+        let sid: i64 = self.run(|c| SCRIPTS[NEW_SEARCH].prepare_invoke().arg(&prefix).invoke(c))?;
+        Ok(sid.to_string())
+    }
+
+    fn create_new_job(&self, search_id: &str) -> Result<JobId> {
+        let mut ids = self.create_new_jobs(search_id, &[Map::new()])?;
+        Ok(ids.remove(0))
+    }
+
+    fn create_new_jobs(
+        &self,
+        search_id: &str,
+        configs: &[Map<String, Value>],
+    ) -> Result<Vec<JobId>> {
+        let sid = search(search_id)?;
+        if configs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.own(sid);
+        let prefix = self.server().prefix.clone();
+        let texts: Vec<String> = configs
+            .iter()
+            .map(|c| serde_json::to_string(c).unwrap_or_else(|_| "{}".into()))
+            .collect();
+        let last: i64 = self.run(|c| {
+            SCRIPTS[NEW_JOBS]
+                .prepare_invoke()
+                .arg(&prefix)
+                .arg(sid)
+                .arg(&texts)
+                .invoke(c)
+        })?;
+        if last < 0 {
+            return Err(Error::UnknownSearch(search_id.to_string()));
+        }
+        let count = configs.len() as u64;
+        let last = last as u64;
+        Ok((last - count..last)
+            .map(|n| JobId::new(search_id, n))
+            .collect())
+    }
+
+    fn restart_job(&self, job_id: &JobId) -> Result<()> {
+        let (sid, n) = job_parts(job_id)?;
+        self.own(sid);
+        let prefix = self.server().prefix.clone();
+        let found: i64 = self.run(|c| {
+            SCRIPTS[RESTART]
+                .prepare_invoke()
+                .arg(&prefix)
+                .arg(sid)
+                .arg(n)
+                .invoke(c)
+        })?;
+        if found == 1 {
+            Ok(())
+        } else {
+            Err(Error::UnknownJob(job_id.to_string()))
+        }
+    }
+
+    fn load_attempts(&self, job_id: &JobId) -> Result<Vec<Job>> {
+        let (sid, n) = job_parts(job_id)?;
+        let key = self.key(&format!("job:{sid}.{n}.attempts"));
+        let texts: Vec<String> =
+            self.run(|c| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))?;
+        Ok(texts.iter().map(|t| attempt_from(job_id, t)).collect())
+    }
+
+    fn load_search_attempts(&self, search_id: &str) -> Result<HashMap<u64, Vec<Job>>> {
+        let sid = search(search_id)?;
+        let key = self.key(&format!("search:{sid}.attempted"));
+        let ns: Vec<u64> = self.run(|c| redis::cmd("SMEMBERS").arg(&key).query(c))?;
+        let mut by_job = HashMap::new();
+        for n in ns {
+            let id = JobId::new(sid, n);
+            by_job.insert(n, self.load_attempts(&id)?);
+        }
+        Ok(by_job)
+    }
+
+    fn store_search_value(&self, search_id: &str, key: &str, value: Value) -> Result<()> {
+        search(search_id)?;
+        self.buffer.value(search_id, key, &value);
+        Ok(())
+    }
+
+    fn load_search_value(&self, search_id: &str, key: &str) -> Result<Option<Value>> {
+        let sid = search(search_id)?;
+        let hash = self.key(&format!("search:{sid}.values"));
+        let text: Option<String> = self.run(|c| redis::cmd("HGET").arg(&hash).arg(key).query(c))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    fn store_job_in(&self, job_id: &JobId, config: &Map<String, Value>) -> Result<()> {
+        let config = Value::Object(config.clone()).to_string();
+        self.buffer(job_id, |d| d.config = Some(config))
+    }
+
+    fn store_job_out(&self, job_id: &JobId, objective: Value) -> Result<()> {
+        self.buffer(job_id, |d| d.objective = Some(Some(objective.to_string())))
+    }
+
+    fn store_job_metadata(&self, job_id: &JobId, key: &str, value: Value) -> Result<()> {
+        self.buffer(job_id, |d| {
+            d.metadata.insert(key.to_string(), value);
+        })
+    }
+
+    fn store_job_status(&self, job_id: &JobId, status: JobStatus) -> Result<()> {
+        self.buffer(job_id, |d| d.status = Some(status as i64))
+    }
+
+    fn store_job_intermediate(&self, job_id: &JobId, series: &[(f64, f64)]) -> Result<()> {
+        let text = crate::float::series::to_value(series).to_string();
+        self.buffer(job_id, |d| d.intermediate = Some(text))
+    }
+
+    fn store_job_log(&self, job_id: &JobId, log: &str) -> Result<()> {
+        self.buffer(job_id, |d| d.log = Some(log.to_string()))
+    }
+
+    fn store_job_done(&self, job: &Job) -> Result<()> {
+        self.buffer(&job.id, |d| d.take_outcome(job))
+    }
+
+    fn load_all_search_ids(&self) -> Result<Vec<String>> {
+        let key = self.key("search_id_list");
+        self.run(|c| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))
+    }
+
+    fn load_all_job_ids(&self, search_id: &str) -> Result<Vec<JobId>> {
+        let sid = search(search_id)?;
+        Ok((0..self.job_count(sid)?)
+            .map(|n| JobId::new(sid, n))
+            .collect())
+    }
+
+    fn load_job(&self, job_id: &JobId) -> Result<Job> {
+        let (sid, n) = job_parts(job_id)?;
+        self.read_jobs(sid, &[n])?
+            .pop()
+            .flatten()
+            .ok_or_else(|| Error::UnknownJob(job_id.to_string()))
+    }
+
+    fn load_jobs(&self, job_ids: &[JobId]) -> Result<Vec<Job>> {
+        let mut jobs = Vec::with_capacity(job_ids.len());
+        // Consecutive ids of one search in one call.
+        for group in job_ids.chunk_by(|a, b| a.search() == b.search()) {
+            let sid = search(group[0].search())?;
+            let ns: Vec<u64> = group.iter().map(JobId::number).collect();
+            for (id, job) in group.iter().zip(self.read_jobs(sid, &ns)?) {
+                jobs.push(job.ok_or_else(|| Error::UnknownJob(id.to_string()))?);
+            }
+        }
+        Ok(jobs)
+    }
+
+    fn load_search(&self, search_id: &str) -> Result<Vec<Job>> {
+        let mut jobs = Vec::new();
+        self.for_each_job(search_id, &mut |job| {
+            jobs.push(job);
+            Ok(())
+        })?;
+        Ok(jobs)
+    }
+
+    fn for_each_job(&self, search_id: &str, f: &mut dyn FnMut(Job) -> Result<()>) -> Result<()> {
+        let sid = search(search_id)?;
+        let count = self.job_count(sid)?;
+        let mut start = 0;
+        while start < count {
+            let ns: Vec<u64> = (start..count.min(start + CHUNK as u64)).collect();
+            start += ns.len() as u64;
+            for job in self.read_jobs(sid, &ns)?.into_iter().flatten() {
+                f(job)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn load_job_status(&self, job_id: &JobId) -> Result<JobStatus> {
+        self.load_job(job_id).map(|j| j.status)
+    }
+
+    fn load_out_from_all_jobs(&self, search_id: &str) -> Result<Vec<Value>> {
+        Ok(self
+            .load_search(search_id)?
+            .iter()
+            .filter_map(|j| j.objective.as_ref().map(Objective::to_json))
+            .collect())
+    }
+
+    fn load_metadata_from_all_jobs(&self, search_id: &str, key: &str) -> Result<Vec<Value>> {
+        Ok(self
+            .load_search(search_id)?
+            .into_iter()
+            .filter_map(|mut j| j.metadata.remove(key))
+            .collect())
+    }
+
+    fn live_owner(&self, search_id: &str, lease: Duration) -> Result<Option<(String, Duration)>> {
+        let sid = search(search_id)?;
+        let set = self.key(&format!("search:{sid}.owners"));
+        let owners: Vec<String> = self.run(|c| redis::cmd("SMEMBERS").arg(&set).query(c))?;
+        let mine = &self.inner().owner;
+        for owner in owners.iter().filter(|o| *o != mine) {
+            let key = self.key(&format!("search:{sid}.owner:{owner}"));
+            let (who, ttl): (Option<String>, i64) =
+                self.run(|c| redis::pipe().get(&key).pttl(&key).query(c))?;
+            let Some(who) = who else {
+                // Its lease ran out: forget it.
+                self.run(|c| redis::cmd("SREM").arg(&set).arg(owner).exec(c))?;
+                continue;
+            };
+            let ago = OWNER_TTL.saturating_sub(Duration::from_millis(ttl.max(0) as u64));
+            if ago < lease {
+                return Ok(Some((who, ago)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)> {
+        let sid = search(search_id)?;
+        let key = self.key(&format!("search:{sid}.done"));
+        let ns: Vec<u64> = self.run(|c| {
+            redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(cursor)
+                .arg(cursor + 9_999)
+                .query(c)
+        })?;
+        let next = cursor + ns.len() as u64;
+        Ok((ns.into_iter().map(|n| JobId::new(sid, n)).collect(), next))
+    }
+
+    fn as_redis(&self) -> Option<&RedisStorage> {
+        Some(self)
+    }
+
+    fn delete_search(&self, search_id: &str) -> Result<()> {
+        let sid = search(search_id)?;
+        if !self.load_all_search_ids()?.iter().any(|s| s == sid) {
+            return Err(Error::UnknownSearch(search_id.to_string()));
+        }
+        blob::release_all(self, sid)?;
+        let count = self.job_count(sid)?;
+        let pattern = self.key(&format!("search:{sid}.*"));
+        let mut keys: Vec<String> = self.run(|c| {
+            let found: redis::Iter<String> = redis::cmd("SCAN")
+                .cursor_arg(0)
+                .arg("MATCH")
+                .arg(&pattern)
+                .clone()
+                .iter(c)?;
+            found.collect()
+        })?;
+        for n in 0..count {
+            keys.push(self.key(&format!("job:{sid}.{n}")));
+            keys.push(self.key(&format!("job:{sid}.{n}.attempts")));
+        }
+        let list = self.key("search_id_list");
+        let active = self.key("active");
+        for chunk in keys.chunks(1000) {
+            self.run(|c| redis::cmd("UNLINK").arg(chunk).exec(c))?;
+        }
+        self.run(|c| {
+            redis::pipe()
+                .cmd("LREM")
+                .arg(&list)
+                .arg(0)
+                .arg(sid)
+                .ignore()
+                .cmd("SREM")
+                .arg(&active)
+                .arg(sid)
+                .ignore()
+                .exec(c)
+        })
+    }
+}
+
+/// An earlier attempt, as the RESTART script keeps it.
+fn attempt_from(job_id: &JobId, text: &str) -> Job {
+    let mut job = Job::new(job_id.clone(), Map::new());
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(text) else {
+        return job;
+    };
+    let get = |k: &str| fields.get(k).and_then(Value::as_str).map(str::to_string);
+    job.status = status_of(get("status").as_deref());
+    fill_outcome(
+        &mut job,
+        get("out"),
+        get("metadata").as_deref(),
+        get("intermediate"),
+        get("log"),
+    );
+    job
+}
