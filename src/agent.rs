@@ -80,7 +80,7 @@ pub(crate) trait Link {
     /// The next message from the evaluator, if one came within `wait`.
     fn recv(&mut self, wait: Duration) -> Option<ToAgent>;
     /// Sends a message to the evaluator.
-    fn send(&mut self, message: &FromAgent);
+    fn send(&mut self, message: FromAgent);
 }
 
 /// News from the local pool.
@@ -162,11 +162,11 @@ fn session(link: &mut dyn Link, setup: Setup, workers: usize, stop: &AtomicBool)
     let mut pool = match started {
         Ok(pool) => Some(pool),
         Err(e) => {
-            link.send(&FromAgent::Failed(e.to_string()));
+            link.send(FromAgent::Failed(e.to_string()));
             return Ended::Search;
         }
     };
-    link.send(&FromAgent::Ready { workers });
+    link.send(FromAgent::Ready { workers });
     // The jobs given and not ended yet.
     let mut controls: HashMap<String, Arc<JobControl>> = HashMap::new();
     let mut wait = BUSY;
@@ -254,7 +254,7 @@ fn session(link: &mut dyn Link, setup: Setup, workers: usize, stop: &AtomicBool)
                 .into_iter()
                 .map(|(id, out)| (id, WireOutput::with_times(out, age)))
                 .collect();
-            link.send(&FromAgent::News { running, done });
+            link.send(FromAgent::News { running, done });
         }
         wait = if active { BUSY } else { (wait * 2).min(IDLE) };
     }

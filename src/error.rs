@@ -207,6 +207,16 @@ pub enum RedisError {
          jobs from it and store their outcomes there"
     )]
     NeedsRedisStorage,
+    /// A worker granting a directory or an environment variable without `--allow-module`.
+    #[error(
+        "a worker with --dir or --env grants runs only the modules given with --allow-module \
+         SHA256: whoever can write to the Redis server could otherwise make it run any module \
+         with those grants"
+    )]
+    GrantsWithoutAllowList,
+    /// Every search a worker was told to serve refused it.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Why the mpi method cannot be used as asked (see [`crate::mpi`]).

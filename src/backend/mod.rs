@@ -185,6 +185,10 @@ pub enum Method {
     /// Under `mpirun` or `srun`: this process (rank 0) evaluates, and every other rank runs
     /// jobs in its own pool of worker processes (see [`crate::mpi`]; cargo feature `mpi`).
     Mpi,
+    /// Through a Redis server (the evaluator's storage must be a Redis storage): the jobs go
+    /// on a stream, and `wasmeval worker` processes on any machines run them (see
+    /// [`crate::redis`]). `num_workers` is what the search is told to expect.
+    Redis,
 }
 
 impl Method {
@@ -195,6 +199,7 @@ impl Method {
             Method::Thread => "ThreadPoolEvaluator",
             Method::Process => "ProcessPoolEvaluator",
             Method::Mpi => "MPICommEvaluator",
+            Method::Redis => "RedisEvaluator",
         }
     }
 }

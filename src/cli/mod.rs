@@ -8,7 +8,9 @@ pub mod output;
 pub mod progress;
 pub mod results;
 pub mod run;
+pub mod server;
 pub mod units;
+pub mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +39,9 @@ pub enum Command {
     Results(results::ResultsArgs),
     /// Show what a run function imports and exports, and whether it compiles and can run.
     Inspect(inspect::InspectArgs),
+    /// Run the jobs of searches of the redis method (`run --method redis`) from a Redis
+    /// server, on this machine, until SIGTERM or Ctrl-C.
+    Worker(Box<worker::WorkerArgs>),
 }
 
 /// The exit code for a library error: 2 when what the user gave is wrong (the module, an
@@ -55,6 +60,10 @@ pub fn exit_code(e: &Error) -> i32 {
         | Error::TooManyColumns { .. } => 2,
         Error::Mpi(e) => match e {
             crate::mpi::MpiError::Agent { .. } => 1,
+            _ => 2,
+        },
+        Error::Redis(e) => match e {
+            crate::redis::RedisError::Server { .. } | crate::redis::RedisError::Refused(_) => 1,
             _ => 2,
         },
         _ => 1,
@@ -129,5 +138,6 @@ pub fn main() -> i32 {
         Command::Compile(args) => compile::compile(args),
         Command::Results(args) => results::results(args),
         Command::Inspect(args) => inspect::inspect(args),
+        Command::Worker(args) => worker::worker(*args),
     }
 }

@@ -12,9 +12,17 @@ use crate::export::{self, Format};
 /// Options of `wasmeval results`.
 #[derive(Args, Debug)]
 pub struct ResultsArgs {
-    /// The storage file: `sqlite:PATH` or a path (default: as `wasmeval run`).
+    /// The storage: a SQLite file (`sqlite:PATH` or a path) or a Redis server
+    /// (`redis://…`) (default: as `wasmeval run`).
     #[arg(long, env = "WASMEVAL_STORAGE", default_value = "wasmeval.sqlite")]
     pub storage: String,
+    /// How to reach a Redis --storage.
+    #[command(flatten)]
+    pub server: crate::cli::server::ServerArgs,
+    /// Remove this search from the storage: its jobs, attempts and values (its id is not
+    /// given out again).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["search_id", "job", "output", "format", "all_attempts"])]
+    pub delete_search: Option<String>,
     /// The search (default: the last one).
     #[arg(long)]
     pub search_id: Option<String>,
@@ -45,13 +53,28 @@ fn show(args: ResultsArgs) -> Result<(), Fail> {
         .storage
         .strip_prefix("sqlite:")
         .unwrap_or(&args.storage);
-    if args.storage != "memory" && !std::path::Path::new(path).exists() {
+    let redis = crate::redis::is_redis_url(&args.storage);
+    if !redis && args.storage != "memory" && !std::path::Path::new(path).exists() {
         return Err(Fail::Usage(format!(
             "--storage: {path}: no such storage file"
         )));
     }
     let storage =
-        crate::storage::open(&args.storage).map_err(|e| Fail::Usage(format!("--storage: {e}")))?;
+        crate::storage::open_with(&args.storage, &args.server.options()).map_err(|e| match e {
+            crate::Error::Redis(crate::redis::RedisError::Server { .. }) => Fail::Library(e),
+            e => Fail::Usage(format!("--storage: {e}")),
+        })?;
+    let shown = crate::redis::redact(&args.storage);
+    if let Some(id) = &args.delete_search {
+        storage.delete_search(id).map_err(|e| match e {
+            crate::Error::UnknownSearch(_) => {
+                Fail::Usage(format!("--delete-search: no search {id} in {shown}"))
+            }
+            e => Fail::Library(e),
+        })?;
+        eprintln!("search {id} deleted from {shown}");
+        return Ok(());
+    }
     if let Some(id) = args.job {
         let id = JobId::parse(&id).ok_or_else(|| {
             Fail::Usage(format!(
@@ -78,15 +101,14 @@ fn show(args: ResultsArgs) -> Result<(), Fail> {
         Some(id) if searches.contains(&id) => id,
         Some(id) => {
             return Err(Fail::Usage(format!(
-                "--search-id: no search {id} in {}",
-                args.storage
+                "--search-id: no search {id} in {shown}"
             )));
         }
         None => searches
             .iter()
             .max_by_key(|s| s.parse::<u64>().unwrap_or(0))
             .cloned()
-            .ok_or_else(|| Fail::Usage(format!("{}: the storage holds no search", args.storage)))?,
+            .ok_or_else(|| Fail::Usage(format!("{shown}: the storage holds no search")))?,
     };
     match (&args.output, args.format) {
         (Some(path), format) => {

@@ -33,9 +33,10 @@ pub struct RunArgs {
     /// for `--output -`).
     #[arg(long, value_enum)]
     pub format: Option<export::Format>,
-    /// How jobs run: serial, thread, process (`loky` is an alias), or mpi (`mpicomm`) under
-    /// `mpirun`/`srun`: rank 0 evaluates, the other ranks run jobs. The library's builder
-    /// defaults to serial.
+    /// How jobs run: serial, thread, process (`loky` is an alias), mpi (`mpicomm`) under
+    /// `mpirun`/`srun`: rank 0 evaluates, the other ranks run jobs; or redis, with a Redis
+    /// --storage: `wasmeval worker` processes on any machines run them. The library's
+    /// builder defaults to serial.
     #[arg(long, default_value = "process")]
     pub method: Method,
     /// Number of workers, threads or processes (default: the number of cores). With mpi: per
@@ -74,9 +75,13 @@ pub struct RunArgs {
     /// Grant an environment variable: KEY=VALUE.
     #[arg(long = "env", value_parser = parse_env)]
     pub envs: Vec<(String, String)>,
-    /// Where results are stored: a SQLite file (`sqlite:PATH` or a path), or `memory` for none.
+    /// Where results are stored: a SQLite file (`sqlite:PATH` or a path), a Redis server
+    /// (`redis[s]://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=NAME]`), or `memory` for none.
     #[arg(long, env = "WASMEVAL_STORAGE", default_value = "wasmeval.sqlite")]
     pub storage: String,
+    /// How to reach a Redis --storage.
+    #[command(flatten)]
+    pub server: crate::cli::server::ServerArgs,
     /// Join this existing search of the storage instead of creating one.
     #[arg(long)]
     pub search_id: Option<String>,
@@ -110,8 +115,9 @@ impl std::str::FromStr for Method {
             "thread" => Ok(Method::Thread),
             "process" | "loky" => Ok(Method::Process),
             "mpi" | "mpicomm" => Ok(Method::Mpi),
+            "redis" => Ok(Method::Redis),
             other => Err(format!(
-                "unknown method `{other}`; expected serial, thread, process or mpi"
+                "unknown method `{other}`; expected serial, thread, process, mpi or redis"
             )),
         }
     }
@@ -125,7 +131,7 @@ fn parse_kwargs(text: &str) -> Result<Map<String, Value>, String> {
     }
 }
 
-fn parse_dir(text: &str) -> Result<DirGrant, String> {
+pub(crate) fn parse_dir(text: &str) -> Result<DirGrant, String> {
     let (rest, writable) = match text.strip_suffix(":rw") {
         Some(r) => (r, true),
         None => (text.strip_suffix(":ro").unwrap_or(text), false),
@@ -143,7 +149,7 @@ fn parse_dir(text: &str) -> Result<DirGrant, String> {
     })
 }
 
-fn parse_env(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_env(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("invalid --env `{text}`: expected KEY=VALUE")),
@@ -189,11 +195,15 @@ pub fn run(args: RunArgs) -> i32 {
         crate::cli::error(&message);
         return 2;
     }
+    if args.method == Method::Redis && !crate::redis::is_redis_url(&args.storage) {
+        crate::cli::error(crate::redis::RedisError::NeedsRedisStorage);
+        return 2;
+    }
     if args.resume && args.storage == "memory" {
         eprintln!("error: --resume needs a --storage file that holds the search to resume");
         return 2;
     }
-    let storage = match crate::storage::open(&args.storage) {
+    let storage = match crate::storage::open_with(&args.storage, &args.server.options()) {
         Ok(s) => s,
         Err(e) => {
             crate::cli::error(format_args!("--storage: {e}"));
@@ -239,7 +249,8 @@ fn start_mpi(args: &RunArgs) -> Result<Option<std::convert::Infallible>, i32> {
 /// Why the output or storage file cannot be written where asked: inside a read-write grant,
 /// where a run function could replace it (by a link to a file of the user's, say).
 fn inside_writable_grant(args: &RunArgs) -> Option<String> {
-    let storage = (args.storage != "memory").then(|| {
+    let file = args.storage != "memory" && !crate::redis::is_redis_url(&args.storage);
+    let storage = file.then(|| {
         std::path::Path::new(
             args.storage
                 .strip_prefix("sqlite:")
@@ -330,7 +341,10 @@ fn evaluate(
     });
     if !args.quiet {
         let resumed = if args.resume { " (resumed)" } else { "" };
-        eprintln!("search {search} in storage {}{resumed}", args.storage);
+        eprintln!(
+            "search {search} in storage {}{resumed}",
+            crate::redis::redact(&args.storage)
+        );
         if args.input.as_os_str() == "-" && std::io::stdin().is_terminal() {
             eprintln!(
                 "reading configurations from standard input (--input FILE reads a file): one \
@@ -407,6 +421,7 @@ fn resume_hint(args: &RunArgs, search: &str) -> String {
     let command = resume_command(std::env::args(), &args.storage, search);
     let launcher = match args.method {
         Method::Mpi => " under your MPI launcher (mpirun -n N or srun -n N, N >= 2)",
+        Method::Redis => " (with `wasmeval worker` processes serving the server)",
         _ => "",
     };
     format!("; to resume, run{launcher}: {command}")
@@ -431,31 +446,11 @@ fn resume_command(argv: impl IntoIterator<Item = String>, storage: &str, search:
     words
         .iter()
         .map(|w| {
-            let w = redact_password(w);
+            let w = crate::redis::redact(w);
             shlex::try_quote(&w).map_or_else(|_| format!("{w:?}"), |q| q.into_owned())
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// `scheme://user:password@host…` with the password written `***`.
-fn redact_password(word: &str) -> String {
-    let Some(scheme_end) = word.find("://").map(|i| i + 3) else {
-        return word.to_string();
-    };
-    let rest = &word[scheme_end..];
-    let Some(at) = rest.find('@') else {
-        return word.to_string();
-    };
-    match rest[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &word[..scheme_end],
-            &rest[..colon],
-            &rest[at..]
-        ),
-        None => word.to_string(),
-    }
 }
 
 /// Reads configurations in a thread, a bounded number ahead, so that parsing overlaps the
@@ -510,6 +505,5 @@ mod tests {
             resume_command(argv.map(String::from), "redis://u:secret@h:6379/0", "3"),
             "wasmeval run 'my guest.wasm' -i - --storage 'redis://u:***@h:6379/0' --search-id 3 --resume"
         );
-        assert_eq!(redact_password("redis://h:6379"), "redis://h:6379");
     }
 }

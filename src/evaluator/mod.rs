@@ -131,6 +131,9 @@ impl Evaluator {
         policy.check()?;
         let module = Arc::new(LoadedModule::load(&run_function.into(), &policy, &cache)?);
         let storage: Arc<dyn Storage> = storage.unwrap_or_else(|| Arc::new(MemoryStorage::new()));
+        if method == Method::Redis && storage.as_redis().is_none() {
+            return Err(crate::error::RedisError::NeedsRedisStorage.into());
+        }
         let search_id = match search_id {
             None if resume => Some(
                 crate::resume::latest_search_of(&*storage, &module.sha256)?.ok_or_else(|| {
@@ -153,7 +156,7 @@ impl Evaluator {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let num_workers = match method {
             Method::Serial => 1,
-            Method::Thread | Method::Process => num_workers.unwrap_or(cores).max(1),
+            Method::Thread | Method::Process | Method::Redis => num_workers.unwrap_or(cores).max(1),
             // Known once the agents have started (`backend`).
             Method::Mpi => 0,
         };
@@ -221,6 +224,12 @@ impl Evaluator {
                 }
                 #[cfg(not(feature = "mpi"))]
                 Method::Mpi => return Err(crate::mpi::MpiError::NotBuilt.into()),
+                Method::Redis => Box::new(crate::redis::RedisPool::start(
+                    shared,
+                    self.signals.clone(),
+                    self.retries,
+                    done,
+                )?),
             });
         }
         Ok(self.pool.as_deref().expect("started above"))

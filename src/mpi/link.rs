@@ -129,8 +129,8 @@ impl Link for AgentLink {
         }
     }
 
-    fn send(&mut self, message: &FromAgent) {
-        let bytes = serde_json::to_vec(message).expect("serializable");
+    fn send(&mut self, message: FromAgent) {
+        let bytes = serde_json::to_vec(&message).expect("serializable");
         self.world
             .process_at_rank(0)
             .send_with_tag(&bytes[..], FROM_AGENT);

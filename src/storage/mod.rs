@@ -9,6 +9,7 @@ mod sqlite;
 
 pub use buffer::COMMIT_WINDOW;
 pub use memory::MemoryStorage;
+pub(crate) use owner::new_id as owner_id;
 pub use redis::{RedisOptions, RedisStorage};
 pub use sqlite::{SCHEMA_VERSION, SqliteStorage};
 
