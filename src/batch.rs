@@ -107,7 +107,7 @@ pub fn run<E>(
 ) -> Result<(End<E>, Counts)> {
     let window = options
         .window
-        .unwrap_or((32 * evaluator.num_workers()).max(256))
+        .unwrap_or_else(|| evaluator.jobs_in_flight())
         .max(1);
     let refill_below = window.div_ceil(2);
     let mut configs = configs.into_iter();

@@ -408,6 +408,16 @@ impl Evaluator {
         self.num_workers
     }
 
+    /// How many jobs a batch run keeps pending to keep the workers busy: 32 per worker (at
+    /// least 256); with the redis method, whose workers come and go on other machines and
+    /// hear of jobs through the server, [`crate::redis::IN_FLIGHT`].
+    pub fn jobs_in_flight(&self) -> usize {
+        match self.method {
+            Method::Redis => crate::redis::IN_FLIGHT,
+            _ => (32 * self.num_workers).max(256),
+        }
+    }
+
     /// Jobs submitted and not gathered yet.
     pub fn num_pending(&self) -> usize {
         self.pending.len()

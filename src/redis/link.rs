@@ -54,6 +54,8 @@ struct Session {
     deadline: Option<String>,
     closing: Option<String>,
     avg_run: Option<Duration>,
+    /// Outcomes it stored.
+    stored: u64,
     entry_size: usize,
     read_at: Instant,
     control_at: Instant,
@@ -110,7 +112,7 @@ impl RedisLink {
         let redis = redis(&self.storage);
         let active_key = redis.key("active");
         let Ok(mut active) =
-            redis.run(|c| redis::cmd("SMEMBERS").arg(&active_key).query::<Vec<u64>>(c))
+            redis.peek(|c| redis::cmd("SMEMBERS").arg(&active_key).query::<Vec<u64>>(c))
         else {
             return;
         };
@@ -124,6 +126,7 @@ impl RedisLink {
             .chain(&active[..start])
             .copied()
             .collect();
+        let mut refusals = Vec::new();
         for sid in order {
             let sid_text = sid.to_string();
             if self.refused.contains_key(&sid_text) {
@@ -133,27 +136,35 @@ impl RedisLink {
                 Ok(Some(setup)) => {
                     self.last_served = Some(sid);
                     self.open(&sid_text, setup);
-                    return;
+                    break;
                 }
                 Ok(None) => {}
                 Err(why) => {
-                    self.log(format_args!("not taking the jobs of search {sid}: {why}"));
+                    refusals.push(sid_text.clone());
                     self.refused.insert(sid_text, why);
                 }
             }
         }
         let named = self.admission.searches();
-        if !named.is_empty() && named.iter().all(|s| self.refused.contains_key(s)) {
-            self.failure = Some(format!(
-                "every search it was told to serve was refused ({})",
-                named
-                    .iter()
-                    .map(|s| format!("search {s}: {}", self.refused[s]))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ));
-            self.inbox.push_back(ToAgent::Shutdown);
+        let all_refused = !named.is_empty() && named.iter().all(|s| self.refused.contains_key(s));
+        if !all_refused {
+            // Said once, as it is decided; a worker refused everything it was told to serve
+            // says it in its error instead.
+            for sid in refusals {
+                let why = &self.refused[&sid];
+                self.log(format_args!("not taking the jobs of search {sid}: {why}"));
+            }
+            return;
         }
+        self.failure = Some(format!(
+            "every search it was told to serve was refused ({})",
+            named
+                .iter()
+                .map(|s| format!("search {s}: {}", self.refused[s]))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+        self.inbox.push_back(ToAgent::Shutdown);
     }
 
     /// The setup of search `sid` if this worker may serve it (None: it has no offer yet).
@@ -161,7 +172,7 @@ impl RedisLink {
         let redis = redis(&self.storage);
         let keys = Keys::of(redis, sid);
         let fields: Vec<Option<String>> = redis
-            .run(|c| {
+            .peek(|c| {
                 redis::cmd("HMGET")
                     .arg(&keys.setup)
                     .arg("offer")
@@ -227,6 +238,7 @@ impl RedisLink {
             deadline: None,
             closing: None,
             avg_run: None,
+            stored: 0,
             entry_size: 1,
             read_at: now,
             control_at: now - CONTROL_EVERY,
@@ -269,7 +281,9 @@ impl RedisLink {
             s.busy_at = now;
         }
         let idle = s.held.is_empty() && now.duration_since(s.busy_at) >= ROTATE_AFTER;
-        if (s.ending && s.held.is_empty()) || (idle && self.another_waits()) {
+        let (sid, stored, over) = (s.sid.clone(), s.stored, s.ending && s.held.is_empty());
+        if over || (idle && self.another_waits()) {
+            self.log(format_args!("search {sid}: {stored} jobs run here"));
             self.session = None;
             self.inbox.push_back(ToAgent::End);
         }
@@ -281,7 +295,7 @@ impl RedisLink {
         let redis = redis(&self.storage);
         let key = redis.key("active");
         redis
-            .run(|c| redis::cmd("SMEMBERS").arg(&key).query::<Vec<String>>(c))
+            .peek(|c| redis::cmd("SMEMBERS").arg(&key).query::<Vec<String>>(c))
             .is_ok_and(|ids| {
                 ids.iter().any(|id| {
                     *id != s.sid && self.admission.wants(id) && !self.refused.contains_key(id)
@@ -296,7 +310,10 @@ impl RedisLink {
         if !s.held.is_empty() {
             return;
         }
+        let (sid, stored) = (s.sid.clone(), s.stored);
+        self.log(format_args!("search {sid}: {stored} jobs run here"));
         let redis = redis(&self.storage);
+        let Some(s) = &mut self.session else { return };
         let jobs: Vec<(&str, &str)> = s
             .given_back
             .iter()
@@ -379,7 +396,7 @@ impl Session {
 /// Reads the search's setup and cancels, and whether it is still active.
 fn control(redis: &RedisStorage, s: &mut Session, inbox: &mut VecDeque<ToAgent>) {
     type Reply = ((Option<String>, Option<String>), Vec<String>, bool);
-    let read: crate::error::Result<Reply> = redis.run(|c| {
+    let read: crate::error::Result<Reply> = redis.peek(|c| {
         redis::pipe()
             .cmd("HMGET")
             .arg(&s.keys.setup)
@@ -436,7 +453,7 @@ fn entries(reply: redis::streams::StreamReadReply) -> Vec<(String, Vec<(String, 
 /// Reads new entries, as many as there is room for.
 fn read(redis: &RedisStorage, s: &mut Session, consumer: &str, inbox: &mut VecDeque<ToAgent>) {
     let count = s.room().div_ceil(s.entry_size).max(1);
-    let reply: crate::error::Result<Option<redis::streams::StreamReadReply>> = redis.run(|c| {
+    let reply: crate::error::Result<Option<redis::streams::StreamReadReply>> = redis.peek(|c| {
         redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
@@ -470,7 +487,7 @@ fn beat(redis: &RedisStorage, s: &Session, consumer: &str) {
         return;
     }
     let ids: Vec<&String> = s.entries.keys().collect();
-    let _ = redis.run(|c| {
+    let _ = redis.peek(|c| {
         redis::cmd("XCLAIM")
             .arg(&s.keys.jobs)
             .arg(GROUP)
@@ -484,7 +501,7 @@ fn beat(redis: &RedisStorage, s: &Session, consumer: &str) {
 
 /// Takes over entries whose worker missed 3 beats, and runs their jobs not finished yet.
 fn reclaim(redis: &RedisStorage, s: &mut Session, consumer: &str, inbox: &mut VecDeque<ToAgent>) {
-    let reply: crate::error::Result<(String, redis::streams::StreamRangeReply)> = redis.run(|c| {
+    let reply: crate::error::Result<(String, redis::streams::StreamRangeReply)> = redis.peek(|c| {
         let value: redis::Value = redis::cmd("XAUTOCLAIM")
             .arg(&s.keys.jobs)
             .arg(GROUP)
@@ -532,7 +549,7 @@ fn reclaim(redis: &RedisStorage, s: &mut Session, consumer: &str, inbox: &mut Ve
 
 /// Removes the group's consumers that hold nothing and have not been seen for a while.
 fn remove_dead_consumers(redis: &RedisStorage, s: &Session) {
-    let Ok(consumers) = redis.run(|c| {
+    let Ok(consumers) = redis.peek(|c| {
         redis::cmd("XINFO")
             .arg("CONSUMERS")
             .arg(&s.keys.jobs)
@@ -543,7 +560,7 @@ fn remove_dead_consumers(redis: &RedisStorage, s: &Session) {
     };
     for consumer in consumers.consumers {
         if consumer.pending == 0 && consumer.idle as u128 > DEAD_CONSUMER.as_millis() {
-            let _ = redis.run(|c| {
+            let _ = redis.peek(|c| {
                 redis::cmd("XGROUP")
                     .arg("DELCONSUMER")
                     .arg(&s.keys.jobs)
@@ -622,6 +639,7 @@ impl Link for RedisLink {
                             s.avg_run = Some(s.avg_run.map_or(ran, |avg| (avg * 7 + ran) / 8));
                         }
                         s.recorder.complete(job, output);
+                        s.stored += 1;
                     }
                     let left = s.entries.get_mut(&entry).map(|n| {
                         *n -= 1;

@@ -29,6 +29,6 @@ pub use crate::error::RedisError;
 pub use crate::storage::redis::{
     DEFAULT_PREFIX, PASSWORD_ENV, RedisOptions, RedisStorage, Server, is_redis_url, redact,
 };
-pub use pool::RedisPool;
+pub use pool::{IN_FLIGHT, RedisPool};
 pub use search::BEAT;
 pub use worker::{WorkerOptions, serve};

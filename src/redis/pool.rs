@@ -24,7 +24,11 @@ const AHEAD: Duration = Duration::from_millis(20);
 /// Most jobs in one entry.
 const MAX_BATCH: usize = 256;
 /// Most jobs on the stream and not finished; the rest wait here.
-const OUTSTANDING: usize = 8192;
+const OUTSTANDING: usize = 2 * IN_FLIGHT;
+
+/// How many jobs a batch run keeps pending with the redis method (see
+/// [`crate::Evaluator::jobs_in_flight`]).
+pub const IN_FLIGHT: usize = 4096;
 /// How long a closing evaluator waits for the workers to report its jobs cancelled before
 /// it stores them cancelled itself (none may be running).
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -368,9 +372,10 @@ impl Talk<'_> {
         if self.held.is_empty() {
             return false;
         }
+        // What the workers stored; this evaluator's own writes need not be committed first.
         let Ok((ids, cursor)) = self
             .redis
-            .finished_since(&self.shared.recorder.search_id, self.cursor)
+            .finished_by_others(&self.shared.recorder.search_id, self.cursor)
         else {
             return false;
         };
@@ -384,8 +389,16 @@ impl Talk<'_> {
     }
 
     fn report(&mut self, ids: &[JobId]) {
-        let jobs = match self.redis.load_jobs(ids) {
-            Ok(jobs) => jobs,
+        let ns: Vec<u64> = ids.iter().map(JobId::number).collect();
+        let read = self.redis.read_jobs(&self.shared.recorder.search_id, &ns);
+        let jobs = match read {
+            Ok(jobs) => ids
+                .iter()
+                .zip(jobs)
+                .map(|(id, job)| {
+                    job.unwrap_or_else(|| Job::new(id.clone(), serde_json::Map::new()))
+                })
+                .collect::<Vec<_>>(),
             Err(e) => ids
                 .iter()
                 .map(|id| {
@@ -415,7 +428,7 @@ impl Talk<'_> {
     /// A closing evaluator whose workers did not report its jobs cancelled in time (there
     /// may be none) stores them cancelled itself; an outcome a worker stored first wins.
     fn give_up_if_closed(&mut self) {
-        if self.held.is_empty() || !self.closing.is_some_and(|c| c.elapsed() > CLOSE_WAIT) {
+        if self.held.is_empty() || self.closing.is_none_or(|c| c.elapsed() <= CLOSE_WAIT) {
             return;
         }
         let ids: Vec<JobId> = self.held.drain().collect();

@@ -42,6 +42,17 @@ pub(crate) struct Delta {
 }
 
 impl Delta {
+    /// True when the write adds metadata and nothing else.
+    pub fn only_metadata(&self) -> bool {
+        !self.metadata.is_empty()
+            && self.status.is_none()
+            && self.config.is_none()
+            && self.objective.is_none()
+            && self.intermediate.is_none()
+            && self.log.is_none()
+            && !self.finished
+    }
+
     /// Takes a finished job's outcome (see [`crate::Storage::store_job_done`]).
     pub fn take_outcome(&mut self, job: &crate::job::Job) {
         self.status = Some(job.status as i64);

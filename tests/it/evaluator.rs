@@ -367,7 +367,7 @@ fn maximum_jobs_to_json_and_counters() {
             Method::Serial => json!({"type": "SerialEvaluator", "num_workers": 1}),
             Method::Thread => json!({"type": "ThreadPoolEvaluator", "num_workers": 3}),
             Method::Process => json!({"type": "ProcessPoolEvaluator", "num_workers": 3}),
-            Method::Mpi => unreachable!("not one of METHODS"),
+            Method::Mpi | Method::Redis => unreachable!("not one of METHODS"),
         };
         assert_eq!(e.to_json(), expected);
         e.set_maximum_num_jobs_submitted(3);

@@ -13,6 +13,7 @@ mod languages;
 mod layering;
 mod loading;
 mod process;
+mod redis_method;
 mod redis_server;
 mod sandbox;
 mod storage;

@@ -2,7 +2,6 @@
 //! own directory, and stopped by its pid when dropped. `WASMEVAL_REDIS_SERVER` names another
 //! binary.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,8 @@ pub struct RedisServer {
     pub port: u16,
     /// Its password, if it has one.
     pub password: Option<String>,
-    dir: tempfile::TempDir,
+    /// The server's directory (kept while it runs).
+    _dir: tempfile::TempDir,
     args: Vec<String>,
 }
 
@@ -55,7 +55,7 @@ impl RedisServer {
             child: None,
             port,
             password: password.map(str::to_string),
-            dir,
+            _dir: dir,
             args,
         };
         server.launch();
@@ -93,20 +93,27 @@ impl RedisServer {
         format!("{}?prefix={prefix}", self.url())
     }
 
-    /// Its directory.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// `redis-cli`-like: runs one command on the server.
+    /// `redis-cli`-like: runs one command on the server (again while a restarted server
+    /// is still loading its data, for up to 20 s).
     pub fn cmd(&self, args: &[&str]) -> redis::Value {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut con = client.get_connection().unwrap();
         let mut cmd = redis::cmd(args[0]);
         for a in &args[1..] {
             cmd.arg(*a);
         }
-        cmd.query(&mut con).unwrap()
+        let start = Instant::now();
+        loop {
+            let result = redis::Client::open(self.url())
+                .and_then(|c| c.get_connection())
+                .and_then(|mut con| cmd.query(&mut con));
+            match result {
+                Ok(v) => return v,
+                Err(e) if start.elapsed() < Duration::from_secs(20) => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("{args:?}: {e}"),
+            }
+        }
     }
 
     /// Stops the server with SHUTDOWN (which persists what it has, when it persists) and
@@ -123,11 +130,6 @@ impl RedisServer {
     /// Starts it again, on the same port and directory.
     pub fn restart(&mut self) {
         self.launch();
-    }
-
-    /// The server's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
     }
 }
 

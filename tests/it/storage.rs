@@ -137,7 +137,10 @@ fn round_trip(open: &Opener) -> Result<(), String> {
     let second = s.create_new_search().unwrap();
     s.create_new_job(&second).unwrap();
     s.delete_search(&sid).unwrap();
-    assert_eq!(s.load_all_search_ids().unwrap(), [second.clone()]);
+    assert_eq!(
+        s.load_all_search_ids().unwrap(),
+        std::slice::from_ref(&second)
+    );
     assert!(s.load_job(&id).is_err());
     let third = s.create_new_search().unwrap();
     assert_ne!(third, sid);

@@ -6,8 +6,9 @@
 //! - `PREFIX:search_id_counter`, `PREFIX:search_id_list`: search ids `"0"`, `"1"`, …
 //! - `PREFIX:search:SID.job_id_counter`: job numbers, handed out in blocks.
 //! - `PREFIX:job:SID.N`: a hash: `status` (DeepHyper's integer), `in` (the configuration),
-//!   `out` (the objective), `metadata` (JSON objects one after another, merged on reading),
-//!   `intermediate` (the series), `log`, `done` (`1` once an outcome is stored).
+//!   `out` (the objective), `intermediate` (the series), `log`, `done` (`1` once an outcome
+//!   is stored); `PREFIX:job:SID.N.meta` its metadata: a list of JSON objects, merged on
+//!   reading (later keys win, first positions stay), so that adding metadata is one `RPUSH`.
 //! - `PREFIX:job:SID.N.attempts`: earlier attempts (a resume ran the job again);
 //!   `PREFIX:search:SID.attempted` the jobs that have any.
 //! - `PREFIX:search:SID.values`: the search's values (JSON).
@@ -55,6 +56,12 @@ pub const OWNER_TTL: Duration = Duration::from_secs(10);
 /// Jobs per script call.
 const CHUNK: usize = 500;
 
+/// A job's hash fields (absent ones `None`) and its metadata list, as read back.
+type Plain = (Vec<Option<Vec<u8>>>, Vec<Vec<u8>>);
+
+/// The fields of a job hash read back (the metadata is its own list).
+const FIELDS: [&str; 5] = ["status", "in", "out", "intermediate", "log"];
+
 const NEW_SEARCH: usize = 0;
 const NEW_JOBS: usize = 1;
 const WRITE: usize = 2;
@@ -82,54 +89,60 @@ pub(crate) static SCRIPTS: LazyLock<Vec<redis::Script>> = LazyLock::new(|| {
         return last",
         // WRITE: ARGV prefix, then per job: search, n, status, in, out, metadata,
         // intermediate, log, finished. '' leaves a field, '=' .. v sets it, 'c' clears it.
-        // A finished outcome of a job that has one is dropped whole (the first wins);
-        // metadata is appended as a JSON object (later keys win, first positions stay).
+        // A finished outcome of a job that has one is dropped whole (the first wins).
         r"local p = ARGV[1]
         local fields = {[2] = 'status', [3] = 'in', [4] = 'out', [6] = 'intermediate', [7] = 'log'}
         for i = 2, #ARGV, 9 do
           local sid, n = ARGV[i], ARGV[i + 1]
           local k = p .. ':job:' .. sid .. '.' .. n
-          if redis.call('EXISTS', k) == 1 then
-            local finished = ARGV[i + 8] == '1'
-            local done = redis.call('HGET', k, 'done') == '1'
-            if not (done and finished) then
-              local m = ARGV[i + 5]
-              if m ~= '' then
-                redis.call('HSET', k, 'metadata', (redis.call('HGET', k, 'metadata') or '') .. string.sub(m, 2))
-              end
-              if not done then
-                for off, f in pairs(fields) do
-                  local v = ARGV[i + off]
-                  if v == 'c' then redis.call('HDEL', k, f)
-                  elseif v ~= '' then redis.call('HSET', k, f, string.sub(v, 2)) end
+          local cur = redis.call('HMGET', k, 'status', 'done')
+          local finished = ARGV[i + 8] == '1'
+          local done = cur[2] == '1'
+          if cur[1] and not (done and finished) then
+            local m = ARGV[i + 5]
+            if m ~= '' then redis.call('RPUSH', k .. '.meta', string.sub(m, 2)) end
+            local set = {}
+            if not done then
+              for off, f in pairs(fields) do
+                local v = ARGV[i + off]
+                if v == 'c' then redis.call('HDEL', k, f)
+                elseif v ~= '' then
+                  set[#set + 1] = f
+                  set[#set + 1] = string.sub(v, 2)
                 end
               end
-              if finished then
-                redis.call('HSET', k, 'done', '1')
-                redis.call('RPUSH', p .. ':search:' .. sid .. '.done', n)
-              end
             end
+            if finished then
+              set[#set + 1] = 'done'
+              set[#set + 1] = '1'
+              redis.call('RPUSH', p .. ':search:' .. sid .. '.done', n)
+            end
+            if #set > 0 then redis.call('HSET', k, unpack(set)) end
           end
         end
         return 0",
         // READ: KEYS jobs, ARGV cap; per job {too-big fields, status, in, out, metadata,
-        // intermediate, log}, or {'-'} for none. A field past the cap is not read.
+        // intermediate, log}, or {'-'} for none. A field past the cap is not returned.
         r"local cap = tonumber(ARGV[1])
-        local fields = {'status', 'in', 'out', 'metadata', 'intermediate', 'log'}
+        local fields = {'status', 'in', 'out', 'intermediate', 'log'}
         local out = {}
         for i, k in ipairs(KEYS) do
-          if redis.call('EXISTS', k) == 0 then
+          local row = redis.call('HMGET', k, unpack(fields))
+          if not row[1] then
             out[i] = {'-'}
           else
-            local row = {''}
-            for j, f in ipairs(fields) do
-              if redis.call('HSTRLEN', k, f) > cap then
-                row[1] = row[1] .. f .. ' '
-                row[j + 1] = false
-              else
-                row[j + 1] = redis.call('HGET', k, f)
+            local meta = redis.call('LRANGE', k .. '.meta', 0, -1)
+            local size = 0
+            for _, m in ipairs(meta) do size = size + string.len(m) end
+            table.insert(row, 4, size <= cap and table.concat(meta) or false)
+            local big = size > cap and 'metadata ' or ''
+            for j = 1, 6 do
+              if row[j] and string.len(row[j]) > cap then
+                big = big .. ({'status', 'in', 'out', 'metadata', 'intermediate', 'log'})[j] .. ' '
+                row[j] = false
               end
             end
+            table.insert(row, 1, big)
             out[i] = row
           end
         end
@@ -138,11 +151,13 @@ pub(crate) static SCRIPTS: LazyLock<Vec<redis::Script>> = LazyLock::new(|| {
         r"local p, sid, n = ARGV[1], ARGV[2], ARGV[3]
         local k = p .. ':job:' .. sid .. '.' .. n
         if redis.call('EXISTS', k) == 0 then return 0 end
-        local r = redis.call('HMGET', k, 'status', 'out', 'metadata', 'intermediate', 'log')
+        local r = redis.call('HMGET', k, 'status', 'out', 'intermediate', 'log')
+        local meta = table.concat(redis.call('LRANGE', k .. '.meta', 0, -1))
         redis.call('RPUSH', k .. '.attempts', cjson.encode({status = r[1] or '0', out = r[2] or '',
-          metadata = r[3] or '', intermediate = r[4] or '', log = r[5] or ''}))
+          metadata = meta, intermediate = r[3] or '', log = r[4] or ''}))
         redis.call('SADD', p .. ':search:' .. sid .. '.attempted', n)
-        redis.call('HDEL', k, 'out', 'metadata', 'intermediate', 'log', 'done')
+        redis.call('HDEL', k, 'out', 'intermediate', 'log', 'done')
+        redis.call('DEL', k .. '.meta')
         redis.call('HSET', k, 'status', 0)
         return 1",
     ]
@@ -224,6 +239,31 @@ impl RedisStorage {
         self.inner().conn.lock().unwrap().run(f)
     }
 
+    /// Runs commands on the connection without committing the buffered writes first: for
+    /// reads of what others wrote.
+    pub(crate) fn peek<T>(
+        &self,
+        f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
+        self.inner().conn.lock().unwrap().run(f)
+    }
+
+    /// The jobs of search `sid` finished since `cursor` (see [`Storage::finished_since`]),
+    /// without committing this storage's buffered writes first.
+    pub(crate) fn finished_by_others(&self, sid: &str, cursor: u64) -> Result<(Vec<JobId>, u64)> {
+        let sid = search(sid)?;
+        let key = self.key(&format!("search:{sid}.done"));
+        let ns: Vec<u64> = self.peek(|c| {
+            redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(cursor)
+                .arg(cursor + 9_999)
+                .query(c)
+        })?;
+        let next = cursor + ns.len() as u64;
+        Ok((ns.into_iter().map(|n| JobId::new(sid, n)).collect(), next))
+    }
+
     /// Commits every buffered write now.
     pub fn flush(&self) -> Result<()> {
         self.buffer.flush()
@@ -254,26 +294,67 @@ impl RedisStorage {
         Ok(())
     }
 
-    fn read_jobs(&self, sid: &str, ns: &[u64]) -> Result<Vec<Option<Job>>> {
+    /// Jobs of search `sid`, `None` for one with no hash, as committed (this storage's
+    /// buffered writes are not committed first). A job whose keys take more memory
+    /// than [`MAX_FIELD`] (`MEMORY USAGE`, cheap) is read field by field by the READ script,
+    /// which leaves out a field past the cap; the others are read with plain commands.
+    pub(crate) fn read_jobs(&self, sid: &str, ns: &[u64]) -> Result<Vec<Option<Job>>> {
         let mut jobs = Vec::with_capacity(ns.len());
         for chunk in ns.chunks(CHUNK) {
             let keys: Vec<String> = chunk
                 .iter()
                 .map(|n| self.key(&format!("job:{sid}.{n}")))
                 .collect();
-            let rows: Vec<Vec<Option<Vec<u8>>>> = self.run(|c| {
-                let mut call = SCRIPTS[READ].prepare_invoke();
+            let sizes: Vec<Option<u64>> = self.peek(|c| {
+                let mut pipe = redis::pipe();
                 for k in &keys {
-                    call.key(k);
+                    pipe.cmd("MEMORY").arg("USAGE").arg(k).arg("SAMPLES").arg(0);
+                    pipe.cmd("MEMORY")
+                        .arg("USAGE")
+                        .arg(format!("{k}.meta"))
+                        .arg("SAMPLES")
+                        .arg(0);
                 }
-                call.arg(MAX_FIELD).invoke(c)
+                pipe.query(c)
             })?;
-            jobs.extend(
-                chunk
-                    .iter()
-                    .zip(rows)
-                    .map(|(&n, row)| job_from_row(sid, n, row)),
-            );
+            let large: Vec<bool> = sizes
+                .chunks(2)
+                .map(|s| s.iter().flatten().sum::<u64>() > MAX_FIELD as u64)
+                .collect();
+            let plain: Vec<Plain> = self.peek(|c| {
+                let mut pipe = redis::pipe();
+                for (k, _) in keys.iter().zip(&large).filter(|(_, large)| !**large) {
+                    pipe.cmd("HMGET").arg(k).arg(&FIELDS[..]);
+                    pipe.cmd("LRANGE").arg(format!("{k}.meta")).arg(0).arg(-1);
+                }
+                pipe.query::<Vec<redis::Value>>(c)?
+                    .chunks(2)
+                    .map(|pair| {
+                        Ok((
+                            redis::from_redis_value(pair[0].clone())?,
+                            redis::from_redis_value(pair[1].clone())?,
+                        ))
+                    })
+                    .collect()
+            })?;
+            let mut plain = plain.into_iter();
+            for ((&n, key), large) in chunk.iter().zip(&keys).zip(large) {
+                let row = if large {
+                    let mut rows: Vec<Vec<Option<Vec<u8>>>> =
+                        self.peek(|c| SCRIPTS[READ].key(key).arg(MAX_FIELD).invoke(c))?;
+                    rows.pop().unwrap_or_default()
+                } else {
+                    let (mut fields, meta) = plain.next().unwrap_or_default();
+                    if fields.first().is_none_or(Option::is_none) {
+                        vec![Some(b"-".to_vec())]
+                    } else {
+                        fields.insert(3, Some(meta.concat()));
+                        fields.insert(0, Some(Vec::new()));
+                        fields
+                    }
+                };
+                jobs.push(job_from_row(sid, n, row));
+            }
         }
         Ok(jobs)
     }
@@ -349,8 +430,20 @@ impl Commit for Inner {
 
     fn commit(&self, pending: Pending<Extra>) -> Result<()> {
         let prefix = self.server.prefix.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        // Metadata alone (a submit or gather time) is one RPUSH; the rest goes through WRITE.
+        let (only_metadata, others): (Vec<_>, Vec<_>) =
+            pending.jobs.iter().partition(|(_, d)| d.only_metadata());
+        for (id, d) in only_metadata {
+            let (sid, n) = job_parts(id)?;
+            pipe.cmd("RPUSH")
+                .arg(self.server.key(&format!("job:{sid}.{n}.meta")))
+                .arg(serde_json::to_string(&d.metadata).unwrap_or_else(|_| "{}".into()))
+                .ignore();
+        }
         let mut writes: Vec<Vec<String>> = Vec::new();
-        for chunk in pending.jobs.iter().collect::<Vec<_>>().chunks(CHUNK) {
+        for chunk in others.chunks(CHUNK) {
             let mut args = vec![prefix.clone()];
             for (id, d) in chunk {
                 let (sid, n) = job_parts(id)?;
@@ -375,8 +468,6 @@ impl Commit for Inner {
             }
             writes.push(args);
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
         for (sid, key, value) in &pending.values {
             pipe.cmd("HSET")
                 .arg(self.server.key(&format!("search:{}.values", search(sid)?)))
@@ -685,6 +776,7 @@ impl Storage for RedisStorage {
 
     fn load_job(&self, job_id: &JobId) -> Result<Job> {
         let (sid, n) = job_parts(job_id)?;
+        self.buffer.flush()?;
         self.read_jobs(sid, &[n])?
             .pop()
             .flatten()
@@ -692,6 +784,7 @@ impl Storage for RedisStorage {
     }
 
     fn load_jobs(&self, job_ids: &[JobId]) -> Result<Vec<Job>> {
+        self.buffer.flush()?;
         let mut jobs = Vec::with_capacity(job_ids.len());
         // Consecutive ids of one search in one call.
         for group in job_ids.chunk_by(|a, b| a.search() == b.search()) {
@@ -770,17 +863,8 @@ impl Storage for RedisStorage {
     }
 
     fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)> {
-        let sid = search(search_id)?;
-        let key = self.key(&format!("search:{sid}.done"));
-        let ns: Vec<u64> = self.run(|c| {
-            redis::cmd("LRANGE")
-                .arg(&key)
-                .arg(cursor)
-                .arg(cursor + 9_999)
-                .query(c)
-        })?;
-        let next = cursor + ns.len() as u64;
-        Ok((ns.into_iter().map(|n| JobId::new(sid, n)).collect(), next))
+        self.buffer.flush()?;
+        self.finished_by_others(search_id, cursor)
     }
 
     fn as_redis(&self) -> Option<&RedisStorage> {
@@ -807,6 +891,7 @@ impl Storage for RedisStorage {
         for n in 0..count {
             keys.push(self.key(&format!("job:{sid}.{n}")));
             keys.push(self.key(&format!("job:{sid}.{n}.attempts")));
+            keys.push(self.key(&format!("job:{sid}.{n}.meta")));
         }
         let list = self.key("search_id_list");
         let active = self.key("active");
