@@ -197,6 +197,12 @@ impl RedisLink {
             return Err("its module's sha256 is not one".into());
         }
         let wasm = blob::fetch(redis, &offer.sha256)?;
+        self.log(format_args!(
+            "search {sid}: fetched module {} ({} bytes, sha256 {} checked)",
+            offer.name,
+            wasm.len(),
+            offer.sha256
+        ));
         Ok(Some(Setup {
             handle: ModuleHandle {
                 name: offer.name.into(),

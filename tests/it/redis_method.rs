@@ -552,3 +552,140 @@ fn tls_with_a_ca_made_by_openssl() {
     let o = run(&["results", "--storage", &url]);
     one_line_error(&o, 1, "certificate");
 }
+
+/// A network namespace joined to this one by a veth pair: a second "host" at
+/// `10.251.N.2`, this one at `10.251.N.1`. Deleted when dropped.
+struct OtherHost {
+    name: String,
+    here: String,
+    there: String,
+}
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip").args(args).output().unwrap();
+    assert!(o.status.success(), "ip {args:?}: {}", stderr(&o));
+}
+
+impl OtherHost {
+    fn new() -> OtherHost {
+        let n = std::process::id() % 200 + 20;
+        let host = OtherHost {
+            name: format!("wev{n}"),
+            here: format!("10.251.{n}.1"),
+            there: format!("10.251.{n}.2"),
+        };
+        let (a, b) = (format!("weh{n}"), format!("wen{n}"));
+        // Left over from an earlier run that was killed.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &host.name])
+            .output();
+        let _ = Command::new("ip").args(["link", "del", &a]).output();
+        ip(&["netns", "add", &host.name]);
+        ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+        ip(&["link", "set", &b, "netns", &host.name]);
+        ip(&["addr", "add", &format!("{}/24", host.here), "dev", &a]);
+        ip(&["link", "set", &a, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", &host.name, "ip"];
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        inside(&["addr", "add", &format!("{}/24", host.there), "dev", &b]);
+        inside(&["link", "set", &b, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        host
+    }
+}
+
+impl Drop for OtherHost {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth pair.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+#[test]
+fn a_worker_on_another_host_and_filesystem_fetches_and_compiles_the_module_itself() {
+    let host = OtherHost::new();
+    let server = RedisServer::with(
+        &["--save", "", "--bind", "127.0.0.1", &host.here],
+        Some("n3tpass"),
+    );
+    // The worker's binary, copied where the worker's mount namespace still sees it (its /tmp
+    // and the checkout are replaced by empty tmpfs).
+    let outside = tempfile::Builder::new().tempdir_in("/var/tmp").unwrap();
+    let binary = outside.path().join("wasmeval");
+    std::fs::copy(env!("CARGO_BIN_EXE_wasmeval"), &binary).unwrap();
+    let pid_file = outside.path().join("worker.pid");
+    let script = format!(
+        "set -e; mount -t tmpfs tmpfs {checkout}; mount -t tmpfs tmpfs /tmp; \
+         test ! -e {checkout}/Cargo.toml; export WASMEVAL_CACHE_DIR=/tmp/own-cache; \
+         {binary} worker redis://{here}:{port} --workers 2 & echo $! > {pid}; wait $! || true; \
+         ls /tmp/own-cache",
+        checkout = root().display(),
+        binary = binary.display(),
+        here = host.here,
+        port = server.port,
+        pid = pid_file.display(),
+    );
+    let mut remote = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &host.name,
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+        ])
+        .args(["sh", "-c", &script])
+        .env("WASMEVAL_REDIS_PASSWORD", "n3tpass")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results.csv");
+    let o = run(&[
+        "run",
+        guest("ackley").to_str().unwrap(),
+        "-q",
+        "--method",
+        "redis",
+        "--storage",
+        &server.url(),
+        "-i",
+        root()
+            .join("examples/configs/ackley.jsonl")
+            .to_str()
+            .unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(csv_rows(&out).len(), 42);
+    wait_for("the worker's pid", Duration::from_secs(10), || {
+        pid_file.exists()
+    });
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    remote.wait().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(remote.stderr.as_mut().unwrap(), &mut log).unwrap();
+    let mut cache = String::new();
+    std::io::Read::read_to_string(remote.stdout.as_mut().unwrap(), &mut cache).unwrap();
+    // Every job ran there: the only worker, reaching the server over the veth pair.
+    assert!(log.contains("search 0: 41 jobs run here"), "{log}");
+    assert!(log.contains("search 0: fetched module"), "{log}");
+    // It compiled the module into its own cache, which only it could see.
+    assert!(
+        cache.lines().any(|l| l.ends_with(".cwasm")),
+        "cache: {cache}\nlog: {log}"
+    );
+}
