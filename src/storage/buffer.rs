@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::job::JobId;
 
 /// The longest a write waits before it is committed.
@@ -89,8 +89,8 @@ impl<X> Pending<X> {
 pub(crate) trait Commit: Send + Sync + 'static {
     /// Extra writes committed with the batch (nothing for most storages).
     type Extra: Default + Send;
-    /// Commits a batch in one step.
-    fn commit(&self, pending: Pending<Self::Extra>) -> Result<()>;
+    /// Commits a batch in one step (all of it or nothing).
+    fn commit(&self, pending: &Pending<Self::Extra>) -> Result<()>;
     /// Renews the heartbeat of the jobs this instance owns.
     fn beat(&self);
 }
@@ -98,11 +98,12 @@ pub(crate) trait Commit: Send + Sync + 'static {
 struct Inner<C: Commit> {
     commit: C,
     pending: Mutex<Pending<C::Extra>>,
-    /// Held while a batch is taken and committed, so that batches commit in order.
-    committing: Mutex<()>,
+    /// A batch whose commit failed: committed before any later one, and held (never
+    /// dropped) until it is. Its lock is held while a batch is taken and committed, so that
+    /// batches commit in order.
+    retry: Mutex<Option<Pending<C::Extra>>>,
     wake: Condvar,
     stop: AtomicBool,
-    failed: Mutex<Option<Error>>,
 }
 
 /// Buffered writes and the thread that commits them.
@@ -117,10 +118,9 @@ impl<C: Commit> Buffer<C> {
         let inner = Arc::new(Inner {
             commit,
             pending: Mutex::new(Pending::default()),
-            committing: Mutex::new(()),
+            retry: Mutex::new(None),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
-            failed: Mutex::new(None),
         });
         let i = inner.clone();
         let thread = std::thread::Builder::new()
@@ -160,7 +160,7 @@ impl<C: Commit> Buffer<C> {
         }
     }
 
-    /// Commits every buffered write now; reports a failed background commit first.
+    /// Commits every buffered write now (a batch whose commit failed before first).
     pub fn flush(&self) -> Result<()> {
         self.inner.flush()
     }
@@ -168,32 +168,38 @@ impl<C: Commit> Buffer<C> {
 
 impl<C: Commit> Inner<C> {
     fn flush(&self) -> Result<()> {
-        if let Some(e) = self.failed.lock().unwrap().take() {
-            return Err(e);
+        let mut retry = self.retry.lock().unwrap();
+        if let Some(failed) = retry.as_ref() {
+            self.commit.commit(failed)?;
+            *retry = None;
         }
-        let _order = self.committing.lock().unwrap();
         let pending = std::mem::take(&mut *self.pending.lock().unwrap());
         if pending.is_empty() {
             return Ok(());
         }
-        self.commit.commit(pending)
+        self.commit
+            .commit(&pending)
+            .inspect_err(|_| *retry = Some(pending))
     }
 
     fn run(&self) {
         let mut last_beat = Instant::now();
+        let mut failing = false;
         while !self.stop.load(Ordering::SeqCst) {
             {
                 let p = self.pending.lock().unwrap();
-                let wait = p
-                    .since
-                    .map_or(HEARTBEAT, |s| COMMIT_WINDOW.saturating_sub(s.elapsed()));
+                // After a failed commit, the next attempt waits a heartbeat.
+                let wait = match p.since {
+                    Some(_) if failing => HEARTBEAT,
+                    Some(s) => COMMIT_WINDOW.saturating_sub(s.elapsed()),
+                    None => HEARTBEAT,
+                };
                 if !wait.is_zero() {
                     let _ = self.wake.wait_timeout(p, wait).unwrap();
                 }
             }
-            if let Err(e) = self.flush() {
-                *self.failed.lock().unwrap() = Some(e);
-            }
+            // A failure is reported by the next read or flush, which tries again.
+            failing = self.flush().is_err();
             if last_beat.elapsed() >= HEARTBEAT {
                 last_beat = Instant::now();
                 self.commit.beat();

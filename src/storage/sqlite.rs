@@ -257,7 +257,7 @@ impl Commit for Inner {
     type Extra = ();
 
     /// Commits the buffered writes in one transaction.
-    fn commit(&self, pending: Pending<()>) -> Result<()> {
+    fn commit(&self, pending: &Pending<()>) -> Result<()> {
         let mut conn = self.conn.lock().unwrap();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)

@@ -22,19 +22,33 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A worker process, killed if the test ends without stopping it.
+struct Worker(Option<Child>);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A worker process serving `url`, its log on a pipe.
-fn worker(url: &str, processes: usize, extra: &[&str]) -> Child {
-    wasmeval()
+fn worker(url: &str, processes: usize, extra: &[&str]) -> Worker {
+    let child = wasmeval()
         .args(["worker", url, "--workers", &processes.to_string()])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Worker(Some(child))
 }
 
 /// Stops a worker with SIGTERM and returns its log.
-fn stop(child: Child) -> String {
+fn stop(mut worker: Worker) -> String {
+    let child = worker.0.take().unwrap();
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "worker: {:?}", out.status);
@@ -97,9 +111,7 @@ fn every_job_has_one_outcome_when_a_worker_is_killed_and_another_joins() {
     wait_for("5,000 outcomes", Duration::from_secs(120), || {
         finished(&server) >= 5_000
     });
-    let mut doomed = doomed;
-    doomed.kill().unwrap();
-    doomed.wait().unwrap();
+    drop(doomed); // SIGKILL
     let joining = worker(&url, 3, &[]);
     let status = evaluator.wait().unwrap();
     let mut log = String::new();

@@ -697,3 +697,28 @@ fn the_export_has_one_row_per_job_and_every_attempt_on_request() {
         "{all}"
     );
 }
+
+#[test]
+fn a_commit_the_server_refuses_is_kept_and_made_later_not_dropped() {
+    let server = RedisServer::start();
+    let s = wasmeval::storage::open(&server.url()).unwrap();
+    let search = s.create_new_search().unwrap();
+    let id = s.create_new_job(&search).unwrap();
+    // The server refuses every write for a while (out of memory, no eviction)...
+    server.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    server.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    let mut job = Job::new(id.clone(), Map::new());
+    job.status = JobStatus::Done;
+    job.objective = Some(Objective::Value(4.0));
+    s.store_job_done(&job).unwrap();
+    // ...so the background commit fails, and so does an explicit one.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(s.finished_since(&search, 0).is_err());
+    // Once it accepts writes again, the outcome is committed, not lost.
+    server.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    assert_eq!(s.finished_since(&search, 0).unwrap().0, vec![id.clone()]);
+    assert_eq!(
+        s.load_job(&id).unwrap().objective,
+        Some(Objective::Value(4.0))
+    );
+}

@@ -428,7 +428,7 @@ fn field(value: Option<&str>) -> String {
 impl Commit for Inner {
     type Extra = Extra;
 
-    fn commit(&self, pending: Pending<Extra>) -> Result<()> {
+    fn commit(&self, pending: &Pending<Extra>) -> Result<()> {
         let prefix = self.server.prefix.clone();
         let mut pipe = redis::pipe();
         pipe.atomic();
