@@ -8,7 +8,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::job::{Failure, FailureKind, Job, JobId, JobStatus};
@@ -42,10 +41,7 @@ pub fn config_hash(config: &Map<String, Value>) -> String {
         }
     }
     let text = canonical(&Value::Object(config.clone())).to_string();
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::sandbox::cache::sha256_hex(text.as_bytes())
 }
 
 /// The policy as a search records it: what shapes its jobs, without the compile limits (a

@@ -29,6 +29,9 @@ const OUTSTANDING: usize = 2 * IN_FLIGHT;
 /// How many jobs a batch run keeps pending with the redis method (see
 /// [`crate::Evaluator::jobs_in_flight`]).
 pub const IN_FLIGHT: usize = 4096;
+/// How often the completion list is looked at while jobs are out (workers commit their
+/// outcomes in batches, every few milliseconds).
+const READ_BACK_EVERY: Duration = Duration::from_millis(1);
 /// How long a closing evaluator waits for the workers to report its jobs cancelled before
 /// it stores them cancelled itself (none may be running).
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -207,6 +210,7 @@ struct Talk<'a> {
     queue: VecDeque<Task>,
     held: HashSet<JobId>,
     cursor: u64,
+    read_at: Instant,
     avg_run: Option<Duration>,
     closing: Option<Instant>,
     done: &'a Sender<Finished>,
@@ -229,6 +233,7 @@ fn talk(shared: &Shared, keys: &Keys, controls: &Receiver<Control>, done: &Sende
         queue: VecDeque::new(),
         held: HashSet::new(),
         cursor,
+        read_at: Instant::now(),
         avg_run: None,
         closing: None,
         done,
@@ -369,9 +374,10 @@ impl Talk<'_> {
 
     /// Reads the outcomes the workers stored since the last look.
     fn read_back(&mut self) -> bool {
-        if self.held.is_empty() {
+        if self.held.is_empty() || self.read_at.elapsed() < READ_BACK_EVERY {
             return false;
         }
+        self.read_at = Instant::now();
         // What the workers stored; this evaluator's own writes need not be committed first.
         let Ok((ids, cursor)) = self
             .redis

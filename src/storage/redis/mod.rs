@@ -327,15 +327,15 @@ impl RedisStorage {
                     pipe.cmd("HMGET").arg(k).arg(&FIELDS[..]);
                     pipe.cmd("LRANGE").arg(format!("{k}.meta")).arg(0).arg(-1);
                 }
-                pipe.query::<Vec<redis::Value>>(c)?
-                    .chunks(2)
-                    .map(|pair| {
-                        Ok((
-                            redis::from_redis_value(pair[0].clone())?,
-                            redis::from_redis_value(pair[1].clone())?,
-                        ))
-                    })
-                    .collect()
+                let mut replies = pipe.query::<Vec<redis::Value>>(c)?.into_iter();
+                let mut rows = Vec::new();
+                while let (Some(fields), Some(meta)) = (replies.next(), replies.next()) {
+                    rows.push((
+                        redis::from_redis_value(fields)?,
+                        redis::from_redis_value(meta)?,
+                    ));
+                }
+                Ok(rows)
             })?;
             let mut plain = plain.into_iter();
             for ((&n, key), large) in chunk.iter().zip(&keys).zip(large) {
