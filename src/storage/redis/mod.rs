@@ -87,37 +87,46 @@ pub(crate) static SCRIPTS: LazyLock<Vec<redis::Script>> = LazyLock::new(|| {
             'status', 0, 'in', ARGV[2 + i])
         end
         return last",
-        // WRITE: ARGV prefix, then per job: search, n, status, in, out, metadata,
-        // intermediate, log, finished. '' leaves a field, '=' .. v sets it, 'c' clears it.
-        // A finished outcome of a job that has one is dropped whole (the first wins).
-        r"local p = ARGV[1]
-        local fields = {[2] = 'status', [3] = 'in', [4] = 'out', [6] = 'intermediate', [7] = 'log'}
-        for i = 2, #ARGV, 9 do
-          local sid, n = ARGV[i], ARGV[i + 1]
-          local k = p .. ':job:' .. sid .. '.' .. n
+        // WRITE: per job, KEYS its hash, its metadata list and its search's completion list;
+        // ARGV a mask, then the values it names. The mask is 7 characters and the job number:
+        // for status, in, out, intermediate and log '=' (a value follows), 'c' (cleared) or
+        // '-' (left); then 'm' (a metadata object follows) or '-'; then 'f' (finished) or
+        // '-'. A finished outcome of a job that has one is dropped whole (the first wins).
+        r"local fields = {'status', 'in', 'out', 'intermediate', 'log'}
+        local a = 1
+        for j = 1, #KEYS, 3 do
+          local k, mask = KEYS[j], ARGV[a]
+          a = a + 1
+          local set, clear = {}, {}
+          for i = 1, 5 do
+            local c = string.byte(mask, i)
+            if c == 61 then
+              set[#set + 1] = fields[i]
+              set[#set + 1] = ARGV[a]
+              a = a + 1
+            elseif c == 99 then
+              clear[#clear + 1] = fields[i]
+            end
+          end
+          local meta = nil
+          if string.byte(mask, 6) == 109 then
+            meta = ARGV[a]
+            a = a + 1
+          end
+          local finished = string.byte(mask, 7) == 102
           local cur = redis.call('HMGET', k, 'status', 'done')
-          local finished = ARGV[i + 8] == '1'
           local done = cur[2] == '1'
           if cur[1] and not (done and finished) then
-            local m = ARGV[i + 5]
-            if m ~= '' then redis.call('RPUSH', k .. '.meta', string.sub(m, 2)) end
-            local set = {}
+            if meta then redis.call('RPUSH', KEYS[j + 1], meta) end
             if not done then
-              for off, f in pairs(fields) do
-                local v = ARGV[i + off]
-                if v == 'c' then redis.call('HDEL', k, f)
-                elseif v ~= '' then
-                  set[#set + 1] = f
-                  set[#set + 1] = string.sub(v, 2)
-                end
+              if #clear > 0 then redis.call('HDEL', k, unpack(clear)) end
+              if finished then
+                set[#set + 1] = 'done'
+                set[#set + 1] = '1'
+                redis.call('RPUSH', KEYS[j + 2], string.sub(mask, 8))
               end
+              if #set > 0 then redis.call('HSET', k, unpack(set)) end
             end
-            if finished then
-              set[#set + 1] = 'done'
-              set[#set + 1] = '1'
-              redis.call('RPUSH', p .. ':search:' .. sid .. '.done', n)
-            end
-            if #set > 0 then redis.call('HSET', k, unpack(set)) end
           end
         end
         return 0",
@@ -420,16 +429,10 @@ fn check_layout(server: &Server, conn: &mut Conn) -> Result<()> {
     }
 }
 
-/// A field of a job write: '' leaves it, '=' .. text sets it, 'c' clears it.
-fn field(value: Option<&str>) -> String {
-    value.map_or_else(String::new, |v| format!("={v}"))
-}
-
 impl Commit for Inner {
     type Extra = Extra;
 
     fn commit(&self, pending: &Pending<Extra>) -> Result<()> {
-        let prefix = self.server.prefix.clone();
         let mut pipe = redis::pipe();
         pipe.atomic();
         // Metadata alone (a submit or gather time) is one RPUSH; the rest goes through WRITE.
@@ -442,31 +445,56 @@ impl Commit for Inner {
                 .arg(serde_json::to_string(&d.metadata).unwrap_or_else(|_| "{}".into()))
                 .ignore();
         }
-        let mut writes: Vec<Vec<String>> = Vec::new();
-        for chunk in others.chunks(CHUNK) {
-            let mut args = vec![prefix.clone()];
-            for (id, d) in chunk {
+        // Per chunk of jobs: (KEYS, ARGV) of one WRITE.
+        let mut writes: Vec<(Vec<String>, Vec<&[u8]>)> = Vec::new();
+        let mut owned: Vec<String> = Vec::new();
+        let mut metadata = Vec::new();
+        for (id, d) in &others {
+            metadata.push(
+                (!d.metadata.is_empty())
+                    .then(|| serde_json::to_string(&d.metadata).unwrap_or_else(|_| "{}".into())),
+            );
+            let (_, n) = job_parts(id)?;
+            let mark = |set: bool| if set { '=' } else { '-' };
+            let objective = match &d.objective {
+                None => '-',
+                Some(None) => 'c',
+                Some(Some(_)) => '=',
+            };
+            owned.push(format!(
+                "{}{}{objective}{}{}{}{}{n}",
+                mark(d.status.is_some()),
+                mark(d.config.is_some()),
+                mark(d.intermediate.is_some()),
+                mark(d.log.is_some()),
+                if d.metadata.is_empty() { '-' } else { 'm' },
+                if d.finished { 'f' } else { '-' },
+            ));
+        }
+        let statuses: Vec<Option<String>> = others
+            .iter()
+            .map(|(_, d)| d.status.map(|s| s.to_string()))
+            .collect();
+        for (chunk, start) in others.chunks(CHUNK).zip((0..).step_by(CHUNK)) {
+            let (mut keys, mut args) = (Vec::new(), Vec::new());
+            for (i, (id, d)) in chunk.iter().enumerate() {
                 let (sid, n) = job_parts(id)?;
-                let metadata = (!d.metadata.is_empty())
-                    .then(|| serde_json::to_string(&d.metadata).unwrap_or_else(|_| "{}".into()));
-                let objective = match &d.objective {
-                    None => String::new(),
-                    Some(None) => "c".into(),
-                    Some(Some(o)) => format!("={o}"),
-                };
-                args.extend([
-                    sid.to_string(),
-                    n.to_string(),
-                    field(d.status.map(|s| s.to_string()).as_deref()),
-                    field(d.config.as_deref()),
-                    objective,
-                    field(metadata.as_deref()),
-                    field(d.intermediate.as_deref()),
-                    field(d.log.as_deref()),
-                    if d.finished { "1" } else { "0" }.into(),
-                ]);
+                let job = self.server.key(&format!("job:{sid}.{n}"));
+                let meta = format!("{job}.meta");
+                keys.extend([job, meta, self.server.key(&format!("search:{sid}.done"))]);
+                let at = start + i;
+                args.push(owned[at].as_bytes());
+                let values = [
+                    statuses[at].as_deref(),
+                    d.config.as_deref(),
+                    d.objective.as_ref().and_then(|o| o.as_deref()),
+                    d.intermediate.as_deref(),
+                    d.log.as_deref(),
+                    metadata[at].as_deref(),
+                ];
+                args.extend(values.into_iter().flatten().map(str::as_bytes));
             }
-            writes.push(args);
+            writes.push((keys, args));
         }
         for (sid, key, value) in &pending.values {
             pipe.cmd("HSET")
@@ -475,10 +503,11 @@ impl Commit for Inner {
                 .arg(value)
                 .ignore();
         }
-        for args in &writes {
+        for (keys, args) in &writes {
             pipe.cmd("EVALSHA")
                 .arg(SCRIPTS[WRITE].get_hash())
-                .arg(0)
+                .arg(keys.len())
+                .arg(keys)
                 .arg(args)
                 .ignore();
         }
