@@ -91,21 +91,20 @@ def trivial(port, jobs, repeat, tmp):
             rates["process"].append(rate(out.stderr))
             redis_cli(port, "flushall")
             before = (cpu(redis_pid), sum(tree_cpu(w.pid) for w in workers))
-            started = time.time()
-            proc = subprocess.Popen([BINARY, "run", sum_wasm, "-i", configs, "--method", "redis",
-                                     "--storage", url, "--progress", "never"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            evaluator_cpu = 0.0
-            while proc.poll() is None:
-                evaluator_cpu = max(evaluator_cpu, tree_cpu(proc.pid))
-                time.sleep(0.05)
-            err = proc.stderr.read()
-            rates["redis"].append(rate(err))
+            err_path = os.path.join(tmp, "evaluator.err")
+            with open(err_path, "w") as err_file:
+                proc = subprocess.Popen([BINARY, "run", sum_wasm, "-i", configs, "--method",
+                                         "redis", "--storage", url, "--progress", "never"],
+                                        stdout=subprocess.DEVNULL, stderr=err_file)
+                # The evaluator's CPU with its reaped children, read once at its end.
+                _, _, usage = os.wait4(proc.pid, 0)
+            evaluator_cpu = usage.ru_utime + usage.ru_stime
+            with open(err_path) as f:
+                rates["redis"].append(rate(f.read()))
             cpu_per_job["redis-server"].append((cpu(redis_pid) - before[0]) / jobs * 1e6)
             cpu_per_job["workers"].append(
                 (sum(tree_cpu(w.pid) for w in workers) - before[1]) / jobs * 1e6)
             cpu_per_job["evaluator"].append(evaluator_cpu / jobs * 1e6)
-            del started
     finally:
         for w in workers:
             w.terminate()
