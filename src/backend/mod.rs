@@ -3,9 +3,11 @@
 
 pub mod outcome;
 pub mod process;
+pub mod remote;
 pub mod threads;
 
 pub use process::{ProcessPool, Program, Sink};
+pub use remote::{Control, Remote};
 pub use threads::ThreadPool;
 
 use std::sync::{Arc, OnceLock};

@@ -213,13 +213,13 @@ impl Evaluator {
                 )?),
                 #[cfg(feature = "mpi")]
                 Method::Mpi => {
-                    let pool = crate::mpi::MpiPool::start(
+                    let (pool, workers) = crate::mpi::MpiPool::start(
                         shared,
                         self.signals.clone(),
                         self.retries,
                         done,
                     )?;
-                    self.num_workers = pool.workers();
+                    self.num_workers = workers;
                     Box::new(pool)
                 }
                 #[cfg(not(feature = "mpi"))]

@@ -5,7 +5,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -15,7 +14,7 @@ use super::MpiError;
 use super::link::{self, Sends, TO_AGENT};
 use super::world::{POOLS, root_world};
 use crate::agent::{FromAgent, Setup, ToAgent};
-use crate::backend::{Backend, Finished, Shared, Task};
+use crate::backend::{Control, Finished, Remote, Shared, Task};
 use crate::error::Result;
 use crate::job::{Failure, FailureKind, JobId, JobStatus};
 use crate::sandbox::{RunOutput, Signals};
@@ -28,30 +27,18 @@ const PER_WORKER: usize = 256;
 /// jobs up as cancelled (an agent that lost its rank, say).
 const SILENT: Duration = Duration::from_millis(500);
 
-/// What the evaluator asks of the MPI thread.
-enum Control {
-    Task(Task),
-    Cancel(JobId),
-    Deadline(Option<Instant>),
-    Closing(bool),
-}
-
 /// The mpi method's backend on rank 0 (see the [module docs](crate::mpi)).
-pub struct MpiPool {
-    tx: Option<Sender<Control>>,
-    thread: Option<JoinHandle<()>>,
-    workers: usize,
-}
+pub struct MpiPool;
 
 impl MpiPool {
     /// Sends the module to every agent and waits until each has started its pool; returns
-    /// with the total number of their workers known.
+    /// the backend and the total number of the agents' workers.
     pub fn start(
         shared: Shared,
         signals: Arc<Signals>,
         retries: u32,
         done: Sender<Finished>,
-    ) -> Result<MpiPool> {
+    ) -> Result<(Remote, usize)> {
         root_world()?;
         let handle = shared
             .module
@@ -65,7 +52,6 @@ impl MpiPool {
                 .map(|d| d.saturating_duration_since(Instant::now())),
             retries,
         };
-        let (tx, rx) = crossbeam_channel::unbounded();
         let (ready_tx, ready) = crossbeam_channel::bounded(1);
         if POOLS
             .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
@@ -73,64 +59,16 @@ impl MpiPool {
         {
             return Err(MpiError::Busy.into());
         }
-        let thread = std::thread::Builder::new()
-            .name("wasmeval-mpi".into())
-            .spawn(move || {
-                let world = root_world().expect("checked by start");
-                talk(&world, shared, setup, rx, done, ready_tx);
-                POOLS.fetch_sub(1, Ordering::SeqCst);
-            })
-            .inspect_err(|_| POOLS.store(0, Ordering::SeqCst))?;
-        let mut pool = MpiPool {
-            tx: Some(tx),
-            thread: Some(thread),
-            workers: 0,
-        };
+        let remote = Remote::spawn("wasmeval-mpi", move |rx| {
+            let world = root_world().expect("checked by start");
+            talk(&world, shared, setup, rx, done, ready_tx);
+            POOLS.fetch_sub(1, Ordering::SeqCst);
+        })
+        .inspect_err(|_| POOLS.store(0, Ordering::SeqCst))?;
         match ready.recv() {
-            Ok(Ok(workers)) => {
-                pool.workers = workers;
-                Ok(pool)
-            }
+            Ok(Ok(workers)) => Ok((remote, workers)),
             Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(MpiError::NotInitialized.into()),
-        }
-    }
-
-    /// The workers of every agent together.
-    pub fn workers(&self) -> usize {
-        self.workers
-    }
-
-    fn send(&self, control: Control) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(control);
-        }
-    }
-}
-
-impl Backend for MpiPool {
-    fn dispatch(&self, task: Task) {
-        self.send(Control::Task(task));
-    }
-
-    fn cancel(&self, id: &JobId) {
-        self.send(Control::Cancel(id.clone()));
-    }
-
-    fn set_deadline(&self, deadline: Option<Instant>) {
-        self.send(Control::Deadline(deadline));
-    }
-
-    fn set_closing(&self, closing: bool) {
-        self.send(Control::Closing(closing));
-    }
-}
-
-impl Drop for MpiPool {
-    fn drop(&mut self) {
-        self.tx.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }

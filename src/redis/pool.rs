@@ -5,14 +5,13 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::Value;
 
 use super::search::{self, GROUP, Keys, Offer};
-use crate::backend::{Backend, Finished, Shared, Task};
+use crate::backend::{Control, Finished, Remote, Shared, Task};
 use crate::error::{RedisError, Result};
 use crate::job::{Failure, FailureKind, Job, JobId, JobStatus};
 use crate::sandbox::{Policy, RunOutput, Signals};
@@ -36,28 +35,18 @@ const READ_BACK_EVERY: Duration = Duration::from_millis(1);
 /// it stores them cancelled itself (none may be running).
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-enum Control {
-    Task(Task),
-    Cancel(JobId),
-    Deadline(Option<Instant>),
-    Closing(bool),
-}
-
 /// The redis method's backend (see the [module docs](crate::redis)).
-pub struct RedisPool {
-    tx: Option<Sender<Control>>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct RedisPool;
 
 impl RedisPool {
     /// Offers the search to the workers: stores the module by value and the offer, makes
-    /// the stream and its group, and marks the search active.
+    /// the stream and its group, and marks the search active; returns the backend.
     pub fn start(
         shared: Shared,
         signals: Arc<Signals>,
         retries: u32,
         done: Sender<Finished>,
-    ) -> Result<RedisPool> {
+    ) -> Result<Remote> {
         let storage = shared.recorder.storage.clone();
         let redis = storage.as_redis().ok_or(RedisError::NeedsRedisStorage)?;
         let sid = shared.recorder.search_id.to_string();
@@ -119,25 +108,12 @@ impl RedisPool {
             leave(redis, &sid, &offer.sha256);
             return Err(e);
         }
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let thread = std::thread::Builder::new()
-            .name("wasmeval-redis-pool".into())
-            .spawn(move || {
-                talk(&shared, &keys, &rx, &done);
-                if let Some(redis) = shared.recorder.storage.as_redis() {
-                    leave(redis, &sid, &offer.sha256);
-                }
-            })?;
-        Ok(RedisPool {
-            tx: Some(tx),
-            thread: Some(thread),
-        })
-    }
-
-    fn send(&self, control: Control) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(control);
-        }
+        Ok(Remote::spawn("wasmeval-redis-pool", move |controls| {
+            talk(&shared, &keys, &controls, &done);
+            if let Some(redis) = shared.recorder.storage.as_redis() {
+                leave(redis, &sid, &offer.sha256);
+            }
+        })?)
     }
 }
 
@@ -173,33 +149,6 @@ fn leave(redis: &RedisStorage, sid: &str, sha256: &str) {
         });
     }
     let _ = blob::release(redis, sid, sha256);
-}
-
-impl Backend for RedisPool {
-    fn dispatch(&self, task: Task) {
-        self.send(Control::Task(task));
-    }
-
-    fn cancel(&self, id: &JobId) {
-        self.send(Control::Cancel(id.clone()));
-    }
-
-    fn set_deadline(&self, deadline: Option<Instant>) {
-        self.send(Control::Deadline(deadline));
-    }
-
-    fn set_closing(&self, closing: bool) {
-        self.send(Control::Closing(closing));
-    }
-}
-
-impl Drop for RedisPool {
-    fn drop(&mut self) {
-        self.tx.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// The pool thread's state.

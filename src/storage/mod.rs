@@ -92,11 +92,27 @@ pub trait Storage: Send + Sync {
         self.load_search(search_id)?.into_iter().try_for_each(f)
     }
     /// A job's status.
-    fn load_job_status(&self, job_id: &JobId) -> Result<JobStatus>;
+    fn load_job_status(&self, job_id: &JobId) -> Result<JobStatus> {
+        self.load_job(job_id).map(|j| j.status)
+    }
     /// The objectives of every job that has one.
-    fn load_out_from_all_jobs(&self, search_id: &str) -> Result<Vec<Value>>;
+    fn load_out_from_all_jobs(&self, search_id: &str) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        self.for_each_job(search_id, &mut |j| {
+            out.extend(j.objective.as_ref().map(crate::output::Objective::to_json));
+            Ok(())
+        })?;
+        Ok(out)
+    }
     /// One metadata key of every job that has it.
-    fn load_metadata_from_all_jobs(&self, search_id: &str, key: &str) -> Result<Vec<Value>>;
+    fn load_metadata_from_all_jobs(&self, search_id: &str, key: &str) -> Result<Vec<Value>> {
+        let mut values = Vec::new();
+        self.for_each_job(search_id, &mut |mut j| {
+            values.extend(j.metadata.remove(key));
+            Ok(())
+        })?;
+        Ok(values)
+    }
     /// Another evaluator still running jobs of the search: who it is (`process PID on HOST`),
     /// the owner of an unfinished job whose heartbeat is younger than `lease`, and how long ago
     /// it beat. Storages that only one process can see (memory) have none.
@@ -112,6 +128,17 @@ pub trait Storage: Send + Sync {
     fn as_redis(&self) -> Option<&RedisStorage> {
         None
     }
+}
+
+/// Every job of a search through [`Storage::for_each_job`]: `load_search` of the storages
+/// that read row by row.
+pub(crate) fn collect_search(storage: &dyn Storage, search_id: &str) -> Result<Vec<Job>> {
+    let mut jobs = Vec::new();
+    storage.for_each_job(search_id, &mut |job| {
+        jobs.push(job);
+        Ok(())
+    })?;
+    Ok(jobs)
 }
 
 /// A stored job's typed failure, read back from its `failure`, `failure_message` and

@@ -590,12 +590,7 @@ impl Storage for SqliteStorage {
     }
 
     fn load_search(&self, search_id: &str) -> Result<Vec<Job>> {
-        let mut jobs = Vec::new();
-        self.for_each_job(search_id, &mut |job| {
-            jobs.push(job);
-            Ok(())
-        })?;
-        Ok(jobs)
+        crate::storage::collect_search(self, search_id)
     }
 
     fn for_each_job(&self, search_id: &str, f: &mut dyn FnMut(Job) -> Result<()>) -> Result<()> {
@@ -613,26 +608,6 @@ impl Storage for SqliteStorage {
             f(row_to_job(search_id, row).map_err(e)?)?;
         }
         Ok(())
-    }
-
-    fn load_job_status(&self, job_id: &JobId) -> Result<JobStatus> {
-        self.load_job(job_id).map(|j| j.status)
-    }
-
-    fn load_out_from_all_jobs(&self, search_id: &str) -> Result<Vec<Value>> {
-        Ok(self
-            .load_search(search_id)?
-            .iter()
-            .filter_map(|j| j.objective.as_ref().map(Objective::to_json))
-            .collect())
-    }
-
-    fn load_metadata_from_all_jobs(&self, search_id: &str, key: &str) -> Result<Vec<Value>> {
-        Ok(self
-            .load_search(search_id)?
-            .into_iter()
-            .filter_map(|mut j| j.metadata.remove(key))
-            .collect())
     }
 
     fn live_owner(&self, search_id: &str, lease: Duration) -> Result<Option<(String, Duration)>> {
