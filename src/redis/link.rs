@@ -1,7 +1,7 @@
 //! A worker's side of the redis method: the node agent's [`Link`] to a Redis server. Between
 //! searches it picks the next active one this worker may serve; during one it reads batches
-//! of jobs from the search's stream (as a consumer of the group), passes cancels, the deadline
-//! and closing on, stores the outcomes and acknowledges each entry with them, and renews its
+//! of jobs from the search's stream (as a consumer of the group), passes the evaluators'
+//! cancels on, stores the outcomes and acknowledges each entry with them, and renews its
 //! claim on the entries it holds every [`BEAT`], taking over those of a worker that stopped
 //! beating.
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::search::{self, BEAT, GROUP, Keys, Offer};
+use super::search::{BEAT, GROUP, Keys, Offer};
 use super::worker::Admission;
 use crate::agent::{FromAgent, Link, Setup, ToAgent};
 use crate::backend::Recorder;
@@ -25,7 +25,7 @@ const AHEAD: Duration = Duration::from_millis(20);
 const PER_PROCESS: usize = 256;
 /// How often new jobs are looked for while there is room.
 const READ_EVERY: Duration = Duration::from_millis(1);
-/// How often cancels, the deadline, closing and the search's end are looked for.
+/// How often cancels and the search's end are looked for.
 const CONTROL_EVERY: Duration = Duration::from_millis(20);
 /// How often an idle worker looks for a search to serve.
 const PICK_EVERY: Duration = Duration::from_millis(250);
@@ -51,8 +51,6 @@ struct Session {
     to_ack: Vec<String>,
     cancels: u64,
     cancelled: HashSet<String>,
-    deadline: Option<String>,
-    closing: Option<String>,
     avg_run: Option<Duration>,
     /// Outcomes it stored.
     stored: u64,
@@ -171,16 +169,10 @@ impl RedisLink {
     fn setup(&self, sid: &str) -> Result<Option<Setup>, String> {
         let redis = redis(&self.storage);
         let keys = Keys::of(redis, sid);
-        let fields: Vec<Option<String>> = redis
-            .peek(|c| {
-                redis::cmd("HMGET")
-                    .arg(&keys.setup)
-                    .arg("offer")
-                    .arg("deadline")
-                    .query(c)
-            })
+        let offer: Option<String> = redis
+            .peek(|c| redis::cmd("HGET").arg(&keys.setup).arg("offer").query(c))
             .map_err(|e| e.to_string())?;
-        let Some(offer) = fields.first().cloned().flatten() else {
+        let Some(offer) = offer else {
             return Ok(None);
         };
         let offer: Offer = serde_json::from_str(&offer)
@@ -211,11 +203,8 @@ impl RedisLink {
                 wasm: Arc::new(wasm),
             },
             kwargs: offer.kwargs,
-            deadline_in: fields
-                .get(1)
-                .cloned()
-                .flatten()
-                .and_then(|d| search::deadline_in(&d)),
+            // The evaluators cancel their jobs themselves at their deadlines.
+            deadline_in: None,
             retries: offer.retries,
         }))
     }
@@ -241,8 +230,6 @@ impl RedisLink {
             to_ack: Vec::new(),
             cancels: 0,
             cancelled: HashSet::new(),
-            deadline: None,
-            closing: None,
             avg_run: None,
             stored: 0,
             entry_size: 1,
@@ -399,15 +386,10 @@ impl Session {
     }
 }
 
-/// Reads the search's setup and cancels, and whether it is still active.
+/// Reads the search's new cancels, and whether it is still active.
 fn control(redis: &RedisStorage, s: &mut Session, inbox: &mut VecDeque<ToAgent>) {
-    type Reply = ((Option<String>, Option<String>), Vec<String>, bool);
-    let read: crate::error::Result<Reply> = redis.peek(|c| {
+    let read: crate::error::Result<(Vec<String>, bool)> = redis.peek(|c| {
         redis::pipe()
-            .cmd("HMGET")
-            .arg(&s.keys.setup)
-            .arg("deadline")
-            .arg("closing")
             .cmd("LRANGE")
             .arg(&s.keys.cancels)
             .arg(s.cancels)
@@ -417,19 +399,9 @@ fn control(redis: &RedisStorage, s: &mut Session, inbox: &mut VecDeque<ToAgent>)
             .arg(&s.sid)
             .query(c)
     });
-    let Ok(((deadline, closing), cancels, active)) = read else {
+    let Ok((cancels, active)) = read else {
         return;
     };
-    if deadline != s.deadline {
-        inbox.push_back(ToAgent::Deadline(
-            deadline.as_deref().and_then(search::deadline_in),
-        ));
-        s.deadline = deadline;
-    }
-    if closing != s.closing {
-        inbox.push_back(ToAgent::Closing(closing.as_deref() == Some("1")));
-        s.closing = closing;
-    }
     s.cancels += cancels.len() as u64;
     for id in cancels {
         if s.held.contains_key(&id) {

@@ -1,7 +1,8 @@
 //! The redis method's backend: one thread puts the evaluator's jobs on the search's stream in
-//! batches (sized to about [`AHEAD`] of work once a job's length is known), passes cancels,
-//! the deadline and closing on, and reads the outcomes the workers stored back from the
-//! completion list, as untrusted data.
+//! batches (sized to about [`AHEAD`] of work once a job's length is known), reads the outcomes
+//! the workers stored back from the completion list, as untrusted data, and cancels this
+//! evaluator's own jobs (one by one, never the search: other evaluators may share it) when
+//! asked, at its deadline and when it closes.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -10,12 +11,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::Value;
 
-use super::search::{self, GROUP, Keys, Offer};
+use super::search::{GROUP, Keys, Offer};
 use crate::backend::{Control, Finished, Remote, Shared, Task};
 use crate::error::{RedisError, Result};
 use crate::job::{Failure, FailureKind, Job, JobId, JobStatus};
 use crate::sandbox::{Policy, RunOutput, Signals};
-use crate::storage::redis::blob;
+use crate::storage::redis::{OWNER_TTL, blob};
 use crate::storage::{RedisStorage, Storage};
 
 /// How much work one stream entry holds, once a job's length is known.
@@ -65,7 +66,10 @@ impl RedisPool {
         blob::put(redis, &sid, &handle)?;
         let keys = Keys::of(redis, &sid);
         let offer_text = serde_json::to_string(&offer).expect("serializable");
-        let deadline = search::deadline_text(signals.deadline());
+        // This evaluator and the others whose lease is alive: an evaluator that died without
+        // leaving (SIGKILL, a lost machine) is not counted, so that the last one to leave
+        // still ends the search.
+        let evaluators = 1 + redis.live_owners(&sid, OWNER_TTL)?.len();
         redis.run(|c| {
             redis::pipe()
                 .atomic()
@@ -75,15 +79,8 @@ impl RedisPool {
                 .arg(&offer_text)
                 .arg("module")
                 .arg(&offer.sha256)
-                .arg("deadline")
-                .arg(&deadline)
-                .arg("closing")
-                .arg("0")
-                .ignore()
-                .cmd("HINCRBY")
-                .arg(&keys.setup)
                 .arg("evaluators")
-                .arg(1)
+                .arg(evaluators)
                 .ignore()
                 .cmd("SADD")
                 .arg(&keys.active)
@@ -108,8 +105,9 @@ impl RedisPool {
             leave(redis, &sid, &offer.sha256);
             return Err(e);
         }
+        let deadline = signals.deadline();
         Ok(Remote::spawn("wasmeval-redis-pool", move |controls| {
-            talk(&shared, &keys, &controls, &done);
+            talk(&shared, &keys, deadline, &controls, &done);
             if let Some(redis) = shared.recorder.storage.as_redis() {
                 leave(redis, &sid, &offer.sha256);
             }
@@ -162,10 +160,17 @@ struct Talk<'a> {
     read_at: Instant,
     avg_run: Option<Duration>,
     closing: Option<Instant>,
+    deadline: Option<Instant>,
     done: &'a Sender<Finished>,
 }
 
-fn talk(shared: &Shared, keys: &Keys, controls: &Receiver<Control>, done: &Sender<Finished>) {
+fn talk(
+    shared: &Shared,
+    keys: &Keys,
+    deadline: Option<Instant>,
+    controls: &Receiver<Control>,
+    done: &Sender<Finished>,
+) {
     let redis = shared
         .recorder
         .storage
@@ -185,6 +190,7 @@ fn talk(shared: &Shared, keys: &Keys, controls: &Receiver<Control>, done: &Sende
         read_at: Instant::now(),
         avg_run: None,
         closing: None,
+        deadline,
         done,
     };
     let mut wait = Duration::from_micros(100);
@@ -202,6 +208,7 @@ fn talk(shared: &Shared, keys: &Keys, controls: &Receiver<Control>, done: &Sende
         }
         active |= t.send_out();
         active |= t.read_back();
+        t.cut_off_at_deadline();
         t.give_up_if_closed();
         if active {
             wait = Duration::from_micros(100);
@@ -232,26 +239,38 @@ impl Talk<'_> {
                     .exec(c)
             }),
             Control::Deadline(d) => {
-                let text = search::deadline_text(d);
-                self.redis.run(|c| {
-                    redis::cmd("HSET")
-                        .arg(&keys.setup)
-                        .arg("deadline")
-                        .arg(&text)
-                        .exec(c)
-                })
+                self.deadline = d;
+                Ok(())
             }
             Control::Closing(closing) => {
                 self.closing = closing.then(Instant::now);
-                self.redis.run(|c| {
-                    redis::cmd("HSET")
-                        .arg(&keys.setup)
-                        .arg("closing")
-                        .arg(if closing { "1" } else { "0" })
-                        .exec(c)
-                })
+                if closing {
+                    self.cancel_held();
+                }
+                Ok(())
             }
         };
+    }
+
+    /// Cancels every job of this evaluator on the stream or running.
+    fn cancel_held(&self) {
+        let ids: Vec<&str> = self.held.iter().map(JobId::as_str).collect();
+        for chunk in ids.chunks(1024) {
+            let _ = self.redis.run(|c| {
+                redis::cmd("RPUSH")
+                    .arg(&self.keys.cancels)
+                    .arg(chunk)
+                    .exec(c)
+            });
+        }
+    }
+
+    /// At the deadline, the jobs out are cancelled (once).
+    fn cut_off_at_deadline(&mut self) {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.deadline = None;
+            self.cancel_held();
+        }
     }
 
     /// A job that ends here, never sent: cut off by the deadline, cancelled or closing.

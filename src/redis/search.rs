@@ -2,13 +2,14 @@
 //!
 //! - `PREFIX:active`: the searches whose evaluators run (a set of search ids).
 //! - `PREFIX:search:SID.setup`: a hash: `offer` (an [`Offer`] as JSON), `module` (its
-//!   sha256), `deadline` (Unix seconds, or empty), `closing` (`0`/`1`), `evaluators` (how many
-//!   run the search).
+//!   sha256), `evaluators` (how many run the search).
 //! - `PREFIX:search:SID.jobs`: the jobs, a stream read by the consumer group [`GROUP`]; each
 //!   entry holds a batch (`jobs`: `[[id, configuration], …]` as JSON).
-//! - `PREFIX:search:SID.cancels`: the ids of cancelled jobs, in order.
+//! - `PREFIX:search:SID.cancels`: the ids of cancelled jobs, in order (an evaluator cancels
+//!   its own jobs one by one, at its deadline and when it closes too: other evaluators may
+//!   share the search).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -65,25 +66,4 @@ impl Keys {
             active: storage.key("active"),
         }
     }
-}
-
-/// Now, in Unix seconds.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// A deadline of this process as Unix seconds (how it travels to other machines).
-pub fn deadline_text(deadline: Option<std::time::Instant>) -> String {
-    deadline.map_or_else(String::new, |d| {
-        let left = d.saturating_duration_since(std::time::Instant::now());
-        format!("{}", unix_now() + left.as_secs_f64())
-    })
-}
-
-/// A deadline read back: how long from now (zero when past).
-pub fn deadline_in(text: &str) -> Option<Duration> {
-    let at: f64 = text.parse().ok()?;
-    Some(Duration::from_secs_f64((at - unix_now()).max(0.0)))
 }

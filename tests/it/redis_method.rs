@@ -701,3 +701,103 @@ fn a_worker_on_another_host_and_filesystem_fetches_and_compiles_the_module_itsel
         "cache: {cache}\nlog: {log}"
     );
 }
+
+#[test]
+fn a_killed_evaluator_is_resumed_from_the_server_once_its_lease_ran_out() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let input = probe_input(dir.path(), 400, r#"{"action": "sleep", "n": 20}"#);
+    let out = dir.path().join("results.csv");
+    let probe = guest("probe");
+    let w = worker(&url, 2, &[]);
+    let command = |resume: bool| {
+        let mut c = wasmeval();
+        c.args(["run", probe.to_str().unwrap(), "-q", "--method", "redis"])
+            .args(["--storage", &url, "-i", input.to_str().unwrap()])
+            .args(["-o", out.to_str().unwrap()]);
+        if resume {
+            c.arg("--resume");
+        }
+        c
+    };
+    let mut first = command(false).stderr(Stdio::null()).spawn().unwrap();
+    wait_for("50 outcomes", Duration::from_secs(60), || {
+        finished(&server) >= 50
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let done_before = finished(&server);
+    // Its lease is still alive: the resume is refused.
+    let o = command(true).output().unwrap();
+    one_line_error(&o, 2, "still being run by another evaluator");
+    // Once it ran out (10 s without a heartbeat), the resume runs the rest.
+    std::thread::sleep(Duration::from_secs(10));
+    let o = command(true).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = csv_rows(&out);
+    assert_eq!(rows.len(), 401);
+    let status_col = rows[0].iter().position(|h| h == "job_status").unwrap();
+    assert!(
+        rows[1..].iter().all(|r| r[status_col] == "DONE"),
+        "{:?}",
+        &rows[..3]
+    );
+    assert!(done_before >= 50);
+    // The dead evaluator is not counted: the search ended with the resumed one.
+    assert_eq!(
+        server.cmd(&["SISMEMBER", "wasmeval:active", "0"]),
+        redis::Value::Int(0)
+    );
+    assert_eq!(
+        server.cmd(&["EXISTS", "wasmeval:search:0.jobs"]),
+        redis::Value::Int(0)
+    );
+    stop(w);
+}
+
+#[test]
+fn the_search_timeout_cancels_the_jobs_on_the_workers() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let input = probe_input(dir.path(), 4, r#"{"action": "spin"}"#);
+    let w = worker(&url, 2, &[]);
+    let started = Instant::now();
+    let o = run(&[
+        "run",
+        guest("probe").to_str().unwrap(),
+        "--method",
+        "redis",
+        "--storage",
+        &url,
+        "-i",
+        input.to_str().unwrap(),
+        "--search-timeout",
+        "1s",
+        "--format",
+        "csv",
+        "-o",
+        "-",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let cancelled = text.lines().filter(|l| l.contains(",F_CANCELLED,")).count();
+    assert_eq!(cancelled, 4, "{text}");
+    // The workers stopped spinning: a new search is served at once.
+    let input = probe_input(dir.path(), 2, r#"{"action": "echo", "x": 2.5}"#);
+    let o = run(&[
+        "run",
+        guest("probe").to_str().unwrap(),
+        "-q",
+        "--method",
+        "redis",
+        "--storage",
+        &url,
+        "-i",
+        input.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stop(w);
+}

@@ -273,6 +273,35 @@ impl RedisStorage {
         Ok((ns.into_iter().map(|n| JobId::new(sid, n)).collect(), next))
     }
 
+    /// The other storage instances (evaluators) whose lease on search `search_id` is
+    /// younger than `lease`: who each is, and how long ago it beat.
+    pub(crate) fn live_owners(
+        &self,
+        search_id: &str,
+        lease: Duration,
+    ) -> Result<Vec<(String, Duration)>> {
+        let sid = search(search_id)?;
+        let set = self.key(&format!("search:{sid}.owners"));
+        let owners: Vec<String> = self.run(|c| redis::cmd("SMEMBERS").arg(&set).query(c))?;
+        let mine = &self.inner().owner;
+        let mut live = Vec::new();
+        for owner in owners.iter().filter(|o| *o != mine) {
+            let key = self.key(&format!("search:{sid}.owner:{owner}"));
+            let (who, ttl): (Option<String>, i64) =
+                self.run(|c| redis::pipe().get(&key).pttl(&key).query(c))?;
+            let Some(who) = who else {
+                // Its lease ran out: forget it.
+                self.run(|c| redis::cmd("SREM").arg(&set).arg(owner).exec(c))?;
+                continue;
+            };
+            let ago = OWNER_TTL.saturating_sub(Duration::from_millis(ttl.max(0) as u64));
+            if ago < lease {
+                live.push((who, ago));
+            }
+        }
+        Ok(live)
+    }
+
     /// Commits every buffered write now.
     pub fn flush(&self) -> Result<()> {
         self.buffer.flush()
@@ -540,10 +569,9 @@ impl Commit for Inner {
                 .arg(&self.owner)
                 .ignore();
         }
-        // A beat that fails is tried again at the next one.
-        if let Ok(mut conn) = self.conn.try_lock() {
-            let _ = conn.run(|c| pipe.exec(c));
-        }
+        // A beat waits for the connection (a skipped one could let the lease lapse while
+        // the connection is busy); one that fails is tried again at the next.
+        let _ = self.conn.lock().unwrap().run(|c| pipe.exec(c));
     }
 }
 
@@ -845,25 +873,7 @@ impl Storage for RedisStorage {
     }
 
     fn live_owner(&self, search_id: &str, lease: Duration) -> Result<Option<(String, Duration)>> {
-        let sid = search(search_id)?;
-        let set = self.key(&format!("search:{sid}.owners"));
-        let owners: Vec<String> = self.run(|c| redis::cmd("SMEMBERS").arg(&set).query(c))?;
-        let mine = &self.inner().owner;
-        for owner in owners.iter().filter(|o| *o != mine) {
-            let key = self.key(&format!("search:{sid}.owner:{owner}"));
-            let (who, ttl): (Option<String>, i64) =
-                self.run(|c| redis::pipe().get(&key).pttl(&key).query(c))?;
-            let Some(who) = who else {
-                // Its lease ran out: forget it.
-                self.run(|c| redis::cmd("SREM").arg(&set).arg(owner).exec(c))?;
-                continue;
-            };
-            let ago = OWNER_TTL.saturating_sub(Duration::from_millis(ttl.max(0) as u64));
-            if ago < lease {
-                return Ok(Some((who, ago)));
-            }
-        }
-        Ok(None)
+        Ok(self.live_owners(search_id, lease)?.into_iter().next())
     }
 
     fn finished_since(&self, search_id: &str, cursor: u64) -> Result<(Vec<JobId>, u64)> {
