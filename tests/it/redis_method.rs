@@ -339,6 +339,25 @@ fn bad_servers_credentials_and_key_spaces_get_one_line_each() {
     ]);
     one_line_error(&o, 2, "refused the password");
     assert!(!stderr(&o).contains("wrong@"), "{}", stderr(&o));
+    // A password in the URL is shown `***`, never as given.
+    let with_password = format!("redis://:s3cret@127.0.0.1:{port}");
+    let o = run(&[
+        "run",
+        ackley,
+        "-i",
+        input,
+        "--max-jobs",
+        "1",
+        "--storage",
+        &with_password,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("redis://:***@127.0.0.1:{port}")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("s3cret"), "{}", stderr(&o));
     // The password from a file, or from the environment.
     let file = dir.path().join("pw");
     std::fs::write(&file, "s3cret\n").unwrap();
