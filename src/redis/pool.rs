@@ -327,8 +327,7 @@ impl Talk<'_> {
         if self.redis.run(|c| pipe.exec(c)).is_err() {
             // The server is gone past the reconnect window: these jobs cannot run.
             for task in sent {
-                let mut out = RunOutput::never_started(FailureKind::Startup);
-                out.result = Err(Failure::new(
+                let out = RunOutput::without_run(Failure::new(
                     FailureKind::Startup,
                     "the Redis server could not be reached to queue the job",
                 ));

@@ -274,11 +274,6 @@ impl Conn {
             }
         }
     }
-
-    /// The server, password redacted.
-    pub fn server(&self) -> &str {
-        &self.server
-    }
 }
 
 /// The server went away (or lost the scripts, as a restarted one does).
